@@ -1,0 +1,147 @@
+"""The model: a TorchRec EmbeddingBagCollection under DLRM (dot interaction) or DLRM_DCN,
+with its parameter counts and FLOPs next to it.
+
+Layer sizes come from two swept numbers (see `layer_sizes`): `mlp_width` W and
+`mlp_depth` L.  The dense arch is L-1 hidden layers of W then the embedding dim D (the
+dot interaction needs the dense output to be D wide); the over arch is L-1 hidden layers
+of W then 1 logit.  Explicit `dense_arch_layer_sizes` / `over_arch_layer_sizes` in the
+config override the derived ones.
+
+FLOPs (forward + backward, dense part only, per sample), after Kaplan et al. 2020 and
+nanoGPT's accounting: a linear layer of n_in x n_out costs 2 n_in n_out FLOPs forward
+(one multiply, one add per weight) and twice that backward (input and weight
+gradients), so 6 n_in n_out in all.  The dot interaction is one batched matmul of the
+(F+1) x D feature matrix with its transpose: 2 (F+1)^2 D forward, again x3.  DCN's
+low-rank cross layer x_{l+1} = x_0 * (U (V x_l) + b) + x_l costs 2 * 2 n r + 3 n
+forward (n = (F+1) D, r the low rank).  Embedding look-ups and pooling are memory
+traffic, not dense FLOPs, and are left out, as in Ardalani et al. 2022.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Optional, Sequence
+
+import torch
+from torchrec.models.dlrm import DLRM, DLRM_DCN
+from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
+from torchrec.modules.embedding_modules import EmbeddingBagCollection
+
+MODEL_NAMES = ("dlrm", "dcn")
+BACKWARD_TO_FORWARD_FLOPS = 2  # backward = gradients w.r.t. inputs and weights
+
+
+def feature_name(f: int) -> str:
+    return f"cat_{f}"
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    """Everything that fixes the model's size: enough to count params and FLOPs."""
+
+    name: str
+    embedding_dim: int
+    cardinalities: tuple[int, ...]
+    num_dense_features: int
+    dense_arch_layer_sizes: tuple[int, ...]
+    over_arch_layer_sizes: tuple[int, ...]
+    dcn_num_layers: int = 3
+    dcn_low_rank_dim: int = 16
+
+    @property
+    def num_sparse_features(self) -> int:
+        return len(self.cardinalities)
+
+    @property
+    def over_arch_in_features(self) -> int:
+        f, d = self.num_sparse_features, self.embedding_dim
+        if self.name == "dcn":
+            return (f + 1) * d
+        return d + f * (f + 1) // 2  # dense output + every pairwise dot of the F+1 vectors
+
+
+def layer_sizes(embedding_dim: int, mlp_width: int, mlp_depth: int) -> tuple[list[int], list[int]]:
+    """(dense_arch_layer_sizes, over_arch_layer_sizes) from the swept width and depth."""
+    hidden = [mlp_width] * (mlp_depth - 1)
+    return hidden + [embedding_dim], hidden + [1]
+
+
+def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_features: int) -> ModelShape:
+    derived_dense, derived_over = layer_sizes(model_cfg.embedding_dim, model_cfg.mlp_width, model_cfg.mlp_depth)
+    dense = model_cfg.get("dense_arch_layer_sizes") or derived_dense
+    over = model_cfg.get("over_arch_layer_sizes") or derived_over
+    return ModelShape(
+        name=model_cfg.name,
+        embedding_dim=int(model_cfg.embedding_dim),
+        cardinalities=tuple(int(c) for c in cardinalities),
+        num_dense_features=int(num_dense_features),
+        dense_arch_layer_sizes=tuple(int(x) for x in dense),
+        over_arch_layer_sizes=tuple(int(x) for x in over),
+        dcn_num_layers=int(model_cfg.get("dcn_num_layers", 3)),
+        dcn_low_rank_dim=int(model_cfg.get("dcn_low_rank_dim", 16)),
+    )
+
+
+def _mlp_params(n_in: int, sizes: Sequence[int]) -> int:
+    total = 0
+    for n_out in sizes:
+        total += n_in * n_out + n_out
+        n_in = n_out
+    return total
+
+
+def _mlp_macs(n_in: int, sizes: Sequence[int]) -> int:
+    total = 0
+    for n_out in sizes:
+        total += n_in * n_out
+        n_in = n_out
+    return total
+
+
+def param_counts(shape: ModelShape) -> dict[str, int]:
+    embedding = sum(shape.cardinalities) * shape.embedding_dim
+    dense = _mlp_params(shape.num_dense_features, shape.dense_arch_layer_sizes)
+    dense += _mlp_params(shape.over_arch_in_features, shape.over_arch_layer_sizes)
+    if shape.name == "dcn":
+        n = shape.over_arch_in_features
+        dense += shape.dcn_num_layers * (2 * n * shape.dcn_low_rank_dim + n)
+    return {"params_embedding": embedding, "params_dense": dense, "params_total": embedding + dense}
+
+
+def flops_per_sample(shape: ModelShape) -> int:
+    """Forward + backward dense FLOPs of one sample (see the module docstring)."""
+    forward = 2 * _mlp_macs(shape.num_dense_features, shape.dense_arch_layer_sizes)
+    forward += 2 * _mlp_macs(shape.over_arch_in_features, shape.over_arch_layer_sizes)
+    f1, d = shape.num_sparse_features + 1, shape.embedding_dim
+    if shape.name == "dcn":
+        n = f1 * d
+        forward += shape.dcn_num_layers * (4 * n * shape.dcn_low_rank_dim + 3 * n)
+    else:
+        forward += 2 * f1 * f1 * d
+    return forward * (1 + BACKWARD_TO_FORWARD_FLOPS)
+
+
+def build_model(shape: ModelShape, dense_device: torch.device) -> torch.nn.Module:
+    """The unsharded model, its tables on `meta`: DistributedModelParallel allocates them."""
+    tables = [
+        EmbeddingBagConfig(
+            name=f"t_{feature_name(f)}",
+            embedding_dim=shape.embedding_dim,
+            num_embeddings=c,
+            feature_names=[feature_name(f)],
+            pooling=PoolingType.SUM,
+        )
+        for f, c in enumerate(shape.cardinalities)
+    ]
+    ebc = EmbeddingBagCollection(tables=tables, device=torch.device("meta"))
+    common = dict(
+        embedding_bag_collection=ebc,
+        dense_in_features=shape.num_dense_features,
+        dense_arch_layer_sizes=list(shape.dense_arch_layer_sizes),
+        over_arch_layer_sizes=list(shape.over_arch_layer_sizes),
+        dense_device=dense_device,
+    )
+    if shape.name == "dcn":
+        return DLRM_DCN(dcn_num_layers=shape.dcn_num_layers, dcn_low_rank_dim=shape.dcn_low_rank_dim, **common)
+    if shape.name == "dlrm":
+        return DLRM(**common)
+    raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")

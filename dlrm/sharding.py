@@ -1,0 +1,99 @@
+"""Sharding and optimizers: TorchRec's planner places the tables, DistributedModelParallel
+allocates them (they were built on `meta`), and the embedding optimizer is fused into the
+backward pass (FBGEMM's table-batched kernels update rows in place; no dense gradient of
+a table ever exists)."""
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torchrec.optim as trec_optim
+from torchrec.distributed.model_parallel import DistributedModelParallel
+from torchrec.distributed.planner import EmbeddingShardingPlanner, ParameterConstraints, Topology
+from torchrec.distributed.sharding_plan import get_default_sharders
+from torchrec.distributed.types import ShardingEnv, ShardingPlan, ShardingType
+from torchrec.optim.apply_optimizer_in_backward import apply_optimizer_in_backward
+from torchrec.optim.keyed import CombinedOptimizer, KeyedOptimizerWrapper
+from torchrec.optim.optimizers import in_backward_optimizer_filter
+
+from dlrm.distributed import DistInfo
+
+_EMBEDDING_OPTIMIZERS = {
+    "rowwise_adagrad": trec_optim.RowWiseAdagrad,
+    "adagrad": torch.optim.Adagrad,
+    "sgd": torch.optim.SGD,
+    "adam": torch.optim.Adam,
+}
+_DENSE_OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+# Optimizers whose update is invariant to a constant scale of the gradient (up to eps).
+_SCALE_INVARIANT = {"rowwise_adagrad", "adagrad", "adam"}
+
+
+def embedding_lr(name: str, lr: float, world_size: int, sharding_type: str) -> float:
+    """The fused optimizer's learning rate, so that the world size does not change it.
+
+    Each rank's loss is the mean over its B/W samples.  The dense grads are averaged by
+    DDP (= the 1-rank gradient), but a sharded table's grads arrive by all-to-all and are
+    *summed* over ranks: W times the 1-rank gradient.  Adagrad and Adam normalise that
+    scale away; plain SGD would take W-times larger steps, so its rate is divided by W.
+    Data-parallel tables are averaged like dense ones and need no correction.
+    """
+    if name in _SCALE_INVARIANT or sharding_type == "data_parallel":
+        return lr
+    return lr / world_size
+
+
+def plan_sharding(model: torch.nn.Module, info: DistInfo, sharding_type: str, local_batch_size: int,
+                  table_names: list[str]) -> ShardingPlan:
+    constraints = None
+    if sharding_type != "auto":
+        value = ShardingType(sharding_type).value
+        constraints = {name: ParameterConstraints(sharding_types=[value]) for name in table_names}
+    planner = EmbeddingShardingPlanner(
+        topology=Topology(world_size=info.world_size, compute_device=info.device.type,
+                          local_world_size=info.world_size),
+        batch_size=local_batch_size,
+        constraints=constraints,
+    )
+    # collective_plan: rank 0 plans and broadcasts, so every rank shards identically.
+    return planner.collective_plan(model, get_default_sharders(), dist.GroupMember.WORLD)
+
+
+def shard(model: torch.nn.Module, trainer_cfg: Any, sharding_type: str, info: DistInfo,
+          table_names: list[str]) -> tuple[DistributedModelParallel, CombinedOptimizer, ShardingPlan]:
+    """Fuse the embedding optimizer, plan, wrap in DMP, and build the dense optimizer."""
+    name = trainer_cfg.embedding_optimizer
+    emb_kwargs: dict[str, Any] = {"lr": embedding_lr(name, trainer_cfg.embedding_lr, info.world_size, sharding_type)}
+    if name in ("rowwise_adagrad", "adagrad"):
+        emb_kwargs["eps"] = 1e-8
+    apply_optimizer_in_backward(_EMBEDDING_OPTIMIZERS[name], model.model.sparse_arch.parameters(), emb_kwargs)
+    plan = plan_sharding(model, info, sharding_type, trainer_cfg.batch_size // info.world_size, table_names)
+    dmp = DistributedModelParallel(
+        module=model,
+        env=ShardingEnv.from_process_group(dist.GroupMember.WORLD),
+        device=info.device,
+        plan=plan,
+        sharders=get_default_sharders(),
+    )
+    dense_cls = _DENSE_OPTIMIZERS[trainer_cfg.dense_optimizer]
+    dense_optimizer = KeyedOptimizerWrapper(
+        dict(in_backward_optimizer_filter(dmp.named_parameters())),
+        lambda params: dense_cls(params, lr=trainer_cfg.dense_lr),
+    )
+    return dmp, CombinedOptimizer([dmp.fused_optimizer, dense_optimizer]), plan
+
+
+def tables_per_rank(plan: ShardingPlan) -> dict[int, list[str]]:
+    """Which tables (or shards of them) each rank holds: evidence the tables are really placed."""
+    placed: dict[int, list[str]] = {}
+    for module_plan in plan.plan.values():
+        for table, param_sharding in module_plan.items():
+            ranks = param_sharding.ranks or []
+            for r in ranks:
+                placed.setdefault(int(r), []).append(table)
+    return placed
+
+
+def sharding_types_used(plan: ShardingPlan) -> list[str]:
+    return sorted({ps.sharding_type for mp in plan.plan.values() for ps in mp.values()})
