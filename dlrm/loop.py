@@ -26,7 +26,7 @@ from dlrm.data import make_source
 from dlrm.distributed import DistInfo
 from dlrm.metrics import eval_metrics
 from dlrm.model import build_model, flops_per_sample, param_counts, shape_from_config
-from dlrm.sharding import shard, sharding_types_used, tables_per_rank
+from dlrm.sharding import init_tables, shard, sharding_types_used, tables_per_rank
 
 log = logging.getLogger("dlrm")
 
@@ -108,6 +108,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     model = DLRMTrain(build_model(shape, info.device))
     table_names = [c.name for c in model.model.sparse_arch.embedding_bag_collection.embedding_bag_configs()]
     model, optimizer, plan = shard(model, tcfg, cfg.sharding.type, info, table_names)
+    init_tables(model, int(cfg.seed))
     maker = BatchMaker(shape.num_sparse_features, info.device)
 
     ckpt = Checkpointer(run_dir, info, tcfg)

@@ -120,7 +120,8 @@ def flops_per_sample(shape: ModelShape) -> int:
     return forward * (1 + BACKWARD_TO_FORWARD_FLOPS)
 
 
-def build_model(shape: ModelShape, dense_device: torch.device) -> torch.nn.Module:
+def build_model(shape: ModelShape, dense_device: torch.device,
+                table_device: torch.device = torch.device("meta")) -> torch.nn.Module:
     """The unsharded model, its tables on `meta`: DistributedModelParallel allocates them."""
     tables = [
         EmbeddingBagConfig(
@@ -132,7 +133,7 @@ def build_model(shape: ModelShape, dense_device: torch.device) -> torch.nn.Modul
         )
         for f, c in enumerate(shape.cardinalities)
     ]
-    ebc = EmbeddingBagCollection(tables=tables, device=torch.device("meta"))
+    ebc = EmbeddingBagCollection(tables=tables, device=table_device)
     common = dict(
         embedding_bag_collection=ebc,
         dense_in_features=shape.num_dense_features,

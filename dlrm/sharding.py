@@ -97,3 +97,35 @@ def tables_per_rank(plan: ShardingPlan) -> dict[int, list[str]]:
 
 def sharding_types_used(plan: ShardingPlan) -> list[str]:
     return sorted({ps.sharding_type for mp in plan.plan.values() for ps in mp.values()})
+
+
+def init_tables(dmp: DistributedModelParallel, seed: int) -> int:
+    """Initialise every embedding table the same way whatever the sharding and world size.
+
+    DMP allocates each shard on its rank from that rank's RNG, so the same seed would
+    give other initial tables under another plan -- a confound in a study that compares
+    world sizes or sharding types.  Here table t is drawn in full from a generator
+    seeded by (seed, t), with TorchRec's default law U(-sqrt(1/rows), sqrt(1/rows)), and
+    each rank copies in the rows and columns of the shards it holds.  Returns the number
+    of tables initialised.
+    """
+    from torch.distributed._shard.sharded_tensor import ShardedTensor
+
+    count = 0
+    with torch.no_grad():
+        for key, value in dmp.state_dict().items():
+            if not key.endswith(".weight") or ".embedding_bags." not in key:
+                continue
+            table = key.split(".embedding_bags.")[1].rsplit(".", 1)[0]
+            rows, cols = value.size()
+            gen = torch.Generator().manual_seed(seed * 1_000_003 + sum(map(ord, table)) * 7919 + len(table))
+            bound = (1.0 / rows) ** 0.5
+            full = torch.empty(rows, cols).uniform_(-bound, bound, generator=gen)
+            if isinstance(value, ShardedTensor):
+                for shard in value.local_shards():
+                    (r0, c0), (nr, nc) = shard.metadata.shard_offsets, shard.metadata.shard_sizes
+                    shard.tensor.copy_(full[r0:r0 + nr, c0:c0 + nc])
+            else:
+                value.copy_(full)
+            count += 1
+    return count

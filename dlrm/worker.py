@@ -15,7 +15,8 @@ from dlrm import rundir
 
 
 def main(argv: list[str]) -> int:
-    logging.basicConfig(level=logging.INFO, format="[%(asctime)s][rank %(process)d] %(message)s")
+    logging.basicConfig(level=logging.WARNING, format="[%(asctime)s][pid %(process)d] %(message)s")
+    logging.getLogger("dlrm").setLevel(logging.INFO)
     if len(argv) != 1:
         print("usage: python -m dlrm.worker RUN_DIR (started by torchrun)", file=sys.stderr)
         return 2

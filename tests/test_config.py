@@ -1,0 +1,71 @@
+"""Every config file composes and validates; every bad value is refused before work starts."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conftest import CONFIGS, cli, compose, run_job
+from dlrm.config import ConfigError, validate
+
+GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
+
+
+@pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
+def test_every_config_file_composes_and_validates(path):
+    group, name = path.parent.name, path.stem
+    cfg = compose([f"{group}={name}"])
+    if group == "sharding" and name == "row_wise":
+        with pytest.raises(ConfigError, match="reduce_scatter"):
+            validate(cfg, 1, "cpu")
+        validate(cfg, 1, "cuda")
+    else:
+        validate(cfg, 1, "cpu")
+
+
+BAD = [
+    (["model.embedding_dim=0"], "model.embedding_dim must be a positive integer"),
+    (["model.mlp_width=-4"], "model.mlp_width must be a positive integer"),
+    (["data.num_train_samples=0"], "data.num_train_samples must be a positive integer"),
+    (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),
+    (["trainer.embedding_lr=0"], "trainer.embedding_lr must be a positive number"),
+    (["model.embedding_dim=8", "model.dense_arch_layer_sizes=[64,16]"], "last layer to equal the embedding dim"),
+    (["model.over_arch_layer_sizes=[64,2]"], "must end in 1"),
+    (["model.name=transformer"], "model.name='transformer' is not known"),
+    (["sharding.type=diagonal"], "sharding.type='diagonal' is not known"),
+    (["sharding=row_wise"], "gloo backend"),
+    (["data.num_train_samples=256", "trainer.batch_size=512"], "smaller than one global batch"),
+    (["data.num_train_samples=4096", "data.eval_offset=1024"], "overlaps the eval set"),
+    (["model.embedding_dim=abc"], "model.embedding_dim must be a positive integer"),
+]
+
+
+@pytest.mark.parametrize("overrides,message", BAD, ids=lambda x: x if isinstance(x, str) else " ".join(x))
+def test_bad_config_is_refused_with_a_message(overrides, message):
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
+        validate(compose(overrides), 1, "cpu")
+
+
+def test_global_batch_not_divisible_by_world_size():
+    with pytest.raises(ConfigError, match="not divisible by the world size 3"):
+        validate(compose(["trainer.batch_size=512"]), 3, "cpu")
+
+
+def test_bad_config_in_a_job_records_failure_and_never_completion(tmp_path):
+    out = run_job(["model.embedding_dim=8", "model.dense_arch_layer_sizes=[64,16]"], tmp_path / "run")
+    assert out["status"] == "failed"
+    assert out["summary"]["status"] == "failed"
+    assert "embedding dim" in out["summary"]["error"]
+    assert not (tmp_path / "run" / "metrics.jsonl").exists()  # refused before any work
+
+
+@pytest.mark.parametrize("override,message", [
+    ("model.no_such_key=1", "Key 'no_such_key' is not in struct"),
+    ("trainer.batch_size=[1,2]", ""),  # a list where an int belongs
+])
+def test_unknown_key_and_wrong_type_from_the_command_line(tmp_path, override, message):
+    proc = cli([override, f"out_root={tmp_path}"], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    assert message in proc.stderr + proc.stdout
+    for summary in tmp_path.rglob("summary.json"):
+        assert json.loads(summary.read_text())["status"] != "completed"
