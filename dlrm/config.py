@@ -47,6 +47,11 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
         _positive_int(cfg, key)
     for key in ("trainer.embedding_lr", "trainer.dense_lr"):
         _positive_float(cfg, key)
+    if cfg.model.embedding_dim % 4:
+        raise ConfigError(
+            f"model.embedding_dim={cfg.model.embedding_dim} is not a multiple of 4: FBGEMM's table-batched "
+            f"embedding kernels (which TorchRec shards into) need embedding dims divisible by 4. Use 4, 8, 12, ..."
+        )
     _one_of(cfg.model.name, "model.name", MODEL_NAMES)
     _one_of(cfg.sharding.type, "sharding.type", SHARDING_TYPES)
     _one_of(cfg.trainer.embedding_optimizer, "trainer.embedding_optimizer", EMBEDDING_OPTIMIZERS)

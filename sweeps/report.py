@@ -34,15 +34,15 @@ def exit_code() -> int:
 def expected_run_dirs(config: DictConfig) -> list[Path]:
     """Every run dir of the sweep, in launch order, by expanding it as the basic sweeper does."""
     from hydra._internal.config_loader_impl import get_overrides_dirname
-    from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
 
+    from sweeps.grids import expand
     from sweeps.naming import run_name
 
     parser = OverridesParser.create()
-    params = config.hydra.sweeper.get("params") or {}
-    args = list(config.hydra.overrides.task) + [f"{k}={v}" for k, v in params.items()]
-    jobs = BasicSweeper.split_arguments(parser.parse_overrides(args), None)[0]
+    sweeper = config.hydra.sweeper
+    grids = [dict(g) for g in sweeper.get("grids") or []]
+    jobs = expand(dict(sweeper.get("params") or {}), grids, list(config.hydra.overrides.task))
     od = config.hydra.job.config.override_dirname
     root = Path(config.hydra.sweep.dir)
     dirs = []

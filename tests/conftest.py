@@ -1,49 +1,9 @@
-"""Shared fixtures: compose the real Hydra config tree, run jobs in-process or as the CLI."""
+"""Fixtures shared by the top-level tests (helpers live in harness.py)."""
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
-import warnings
 from pathlib import Path
 
 import pytest
-
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
-# Small enough for a 2-core machine, large enough to learn something.
-FAST = ["data.num_eval_samples=65536", "trainer.log_every_samples=1000000000"]
-
-warnings.filterwarnings("ignore", category=FutureWarning)
-warnings.filterwarnings("ignore", category=DeprecationWarning)
-
-
-def compose(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
-
-
-def run_job(overrides: list[str], run_dir: Path) -> dict:
-    """One job through the task's own launch path, in this process; returns its summary."""
-    from dlrm.train import launch
-
-    cfg = compose(FAST + overrides)
-    status = launch(cfg, Path(run_dir))
-    summary = json.loads((Path(run_dir) / "summary.json").read_text()) if (Path(run_dir) / "summary.json").exists() else None
-    return {"status": status, "summary": summary}
-
-
-def cli(args: list[str], cwd: Path, timeout: int = 600, env: dict | None = None) -> subprocess.CompletedProcess:
-    """`python -m dlrm.train ARGS` as a user runs it."""
-    full_env = {**os.environ, "OMP_NUM_THREADS": "1", **(env or {})}
-    return subprocess.run([sys.executable, "-m", "dlrm.train", *args], cwd=cwd, capture_output=True, text=True,
-                          timeout=timeout, env=full_env)
 
 
 @pytest.fixture

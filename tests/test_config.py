@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from conftest import CONFIGS, cli, compose, run_job
+from harness import CONFIGS, cli, compose, run_job
 from dlrm.config import ConfigError, validate
 
 GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
@@ -25,6 +25,7 @@ def test_every_config_file_composes_and_validates(path):
 
 BAD = [
     (["model.embedding_dim=0"], "model.embedding_dim must be a positive integer"),
+    (["model.embedding_dim=2"], "not a multiple of 4"),
     (["model.mlp_width=-4"], "model.mlp_width must be a positive integer"),
     (["data.num_train_samples=0"], "data.num_train_samples must be a positive integer"),
     (["trainer.batch_size=0"], "trainer.batch_size must be a positive integer"),

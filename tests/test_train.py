@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from conftest import cli, run_job
+from harness import cli, run_job
 
 REQUIRED = [
     "status", "run_name", "seed", "model", "world_size", "embedding_dim", "dense_arch_layer_sizes",

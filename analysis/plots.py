@@ -1,0 +1,192 @@
+"""PNG plots: NE against each axis with the fitted laws and 95% bands, the compute
+frontier, residuals, and the joint law.  Agg backend: no display is needed."""
+from __future__ import annotations
+
+from collections import defaultdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+from matplotlib.ticker import (FixedLocator, FormatStrFormatter, MaxNLocator,  # noqa: E402
+                               NullFormatter)
+
+from analysis.series import AXES, short_value  # noqa: E402
+
+_DPI = 110
+_MODEL_MARKERS = ("o", "s", "^", "D", "v", "P")
+_MODEL_LINESTYLES = ("-", "--", "-.", ":")
+
+
+def _styles(models):
+    order = sorted({str(m) for m in models})
+    return ({m: _MODEL_MARKERS[i % len(_MODEL_MARKERS)] for i, m in enumerate(order)},
+            {m: _MODEL_LINESTYLES[i % len(_MODEL_LINESTYLES)] for i, m in enumerate(order)})
+
+
+def _curve(ax, fit, color, ls, x_lo, x_hi, label):
+    """Fitted law over the measured range (solid) and one decade beyond (thin), with
+    the pointwise 95% bootstrap band."""
+    xs = np.geomspace(x_lo, x_hi * 10, 160)
+    inside = xs <= x_hi
+    ax.plot(xs[inside], fit.predict(xs[inside]), ls, color=color, lw=1.6, label=label)
+    ax.plot(xs[~inside], fit.predict(xs[~inside]), ls, color=color, lw=0.8, alpha=0.7)
+    if fit.boot is not None:
+        lo, hi = np.percentile(fit.predict_boot(xs), [2.5, 97.5], axis=0)
+        ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
+
+
+def _floors(ax, results):
+    floors = sorted({round(r.floor, 12) for r in results if r.floor is not None})
+    for i, f in enumerate(floors):
+        ax.axhline(f, color="k", ls=":", lw=1.0, label="Bayes floor" if i == 0 else None)
+
+
+def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
+    # NE spans well under a decade: label a few round values instead of 10^k.
+    lo, hi = ax.get_ylim()
+    ticks = [t for t in MaxNLocator(7).tick_values(lo, hi) if lo <= t <= hi and t > 0]
+    ax.yaxis.set_major_locator(FixedLocator(ticks))
+    ax.yaxis.set_major_formatter(FormatStrFormatter("%.3g"))
+    ax.yaxis.set_minor_formatter(NullFormatter())
+    ax.set_title(title, fontsize=10)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    ax.grid(True, which="major", alpha=0.3)
+    # Legend under the axes; the figure grows with it so the axes keep their size.
+    legend_in = 0.17 * n_entries + 0.1
+    fig.set_size_inches(8.5, 4.6 + legend_in)
+    fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.45 / (4.6 + legend_in),
+                        bottom=(legend_in + 0.75) / (4.6 + legend_in))
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.12), frameon=False)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+
+
+def short_labels(series_list) -> list[str]:
+    """Legend labels naming only what differs between the series of one plot."""
+    keys = [k for k in series_list[0].group if k == "model" or
+            len({str(s.group.get(k)) for s in series_list}) > 1]
+    return [" ".join(f"{k}={short_value(s.group.get(k))}" if k != "model" else str(s.group.get(k))
+                     for k in keys if s.group.get(k) is not None) for s in series_list]
+
+
+def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
+    axis = AXES[axis_name]
+    markers, styles = _styles(r.series.model for r in results)
+    fig, ax = plt.subplots()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = short_labels([r.series for r in results])
+    for i, (r, label) in enumerate(zip(results, labels)):
+        s, color = r.series, colors[i % len(colors)]
+        ax.scatter(s.x, s.y, s=14, color=color, marker=markers[s.model], alpha=0.8, zorder=3)
+        f = r.fit
+        _curve(ax, f, color, styles[s.model], f.x_min, f.x_max,
+               f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}")
+    _floors(ax, results)
+    _finish(ax, fig, path, f"{metric} vs {axis.label}: α·x^-β + γ with 95% bootstrap band",
+            f"{axis.label}  [{axis.x_field}]", metric, len(results) + 1)
+
+
+def plot_frontier(results, metric: str, path: Path) -> None:
+    markers, styles = _styles(r.series.model for r in results)
+    fig, ax = plt.subplots()
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    labels = short_labels([r.series for r in results])
+    for i, (r, label) in enumerate(zip(results, labels)):
+        s, color = r.series, colors[i % len(colors)]
+        cloud = s.cloud or []
+        ax.scatter([c["train_flops"] for c in cloud], [c[metric] for c in cloud], s=10,
+                   color=color, marker=markers[s.model], alpha=0.25, zorder=2)
+        ax.scatter(s.x, s.y, s=22, color=color, marker=markers[s.model], edgecolor="k",
+                   lw=0.5, zorder=3, label=f"{label}: frontier runs")
+        f = r.fit
+        _curve(ax, f, color, styles[s.model], f.x_min, f.x_max,
+               f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}")
+    _floors(ax, results)
+    _finish(ax, fig, path, f"Compute frontier: lowest {metric} per FLOP budget (faint: all runs)",
+            "training FLOPs  [train_flops]", metric, 2 * len(results) + 1)
+
+
+def plot_residuals(results, path: Path, huber_delta: float) -> None:
+    """log(NE) - log(fit) per run, one panel per axis: structure here means the form
+    does not fit; points beyond the dotted lines are down-weighted by the Huber loss."""
+    by_axis = defaultdict(list)
+    for r in results:
+        by_axis[r.series.axis.name].append(r)
+    names = [a for a in AXES if a in by_axis]
+    cols = min(3, len(names))
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, name in zip(axes.flat, names):
+        for i, r in enumerate(by_axis[name]):
+            s = r.series
+            ax.scatter(s.x, np.log(s.y) - np.log(r.fit.predict(s.x)), s=10,
+                       color=colors[i % len(colors)], alpha=0.8)
+        ax.axhline(0, color="k", lw=0.8)
+        for sign in (-1, 1):
+            ax.axhline(sign * huber_delta, color="k", lw=0.6, ls=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_minor_formatter(NullFormatter())  # minor labels collide on short ranges
+        ax.set_title(AXES[name].label, fontsize=9)
+        ax.set_ylabel("log residual", fontsize=8)
+        ax.tick_params(labelsize=7)
+        ax.grid(True, alpha=0.25)
+    for ax in list(axes.flat)[len(names):]:
+        ax.axis("off")
+    fig.suptitle("Residuals of the per-series fits (log NE − log fit)", fontsize=10)
+    # Fixed margins: tight_layout measures every tick label and costs ~1 s here.
+    fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=1 - 0.6 / (3.2 * rows),
+                        wspace=0.35, hspace=0.45)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+
+
+def plot_joint(joint_results, metric: str, path: Path) -> None:
+    """Observed vs joint-law NE per model (points on the diagonal: the law fits)."""
+    fitted = [j for j in joint_results if j.fit is not None]
+    fig, axes = plt.subplots(1, len(fitted), figsize=(4.5 * len(fitted), 4.2), squeeze=False)
+    for ax, j in zip(axes.flat, fitted):
+        pred = j.fit.predict(j.P, j.D)
+        sc = ax.scatter(pred, j.y, c=np.log2(j.D), s=14, cmap="viridis")
+        lo, hi = min(pred.min(), j.y.min()), max(pred.max(), j.y.max())
+        ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
+        f = j.fit
+        ax.set_title(f"{j.group.get('model')}: E={f.E:.4g}, a={f.a:.3g}, b={f.b:.3g}", fontsize=9)
+        ax.set_xlabel(f"joint law E + A/P^a + B/D^b", fontsize=8)
+        ax.set_ylabel(f"observed {metric}", fontsize=8)
+        fig.colorbar(sc, ax=ax, label="log2 samples")
+    fig.subplots_adjust(left=0.1, right=0.95, bottom=0.13, top=0.9, wspace=0.35)
+    fig.savefig(path, dpi=_DPI)
+    plt.close(fig)
+
+
+def write_all(a, out_dir: Path) -> list[Path]:
+    """Every plot the analysis supports; returns the paths written."""
+    out_dir = Path(out_dir)
+    paths = []
+    by_axis = defaultdict(list)
+    for r in a.fitted:
+        by_axis[r.series.axis.name].append(r)
+    for name in AXES:
+        if not by_axis.get(name):
+            continue
+        path = out_dir / ("compute_frontier.png" if name == "compute" else f"ne_vs_{name}.png")
+        if name == "compute":
+            plot_frontier(by_axis[name], a.options.metric, path)
+        else:
+            plot_axis(by_axis[name], name, a.options.metric, path)
+        paths.append(path)
+    if a.fitted:
+        paths.append(out_dir / "residuals.png")
+        plot_residuals(a.fitted, paths[-1], a.options.fit.huber_delta)
+    if any(j.fit is not None for j in a.joint):
+        paths.append(out_dir / "joint_law.png")
+        plot_joint(a.joint, a.options.metric, paths[-1])
+    return paths

@@ -1,0 +1,47 @@
+"""How much NE and the fitted law move between seeds of the same grid point.
+
+The bootstrap interval already contains seed noise (it resamples runs); this is the
+direct view a reader asks for: the spread of NE between repeats of one grid point, and,
+when every seed alone covers enough x values, the spread of the law fitted per seed.
+"""
+from __future__ import annotations
+
+from collections import defaultdict
+from typing import Any, Optional
+
+import numpy as np
+
+from analysis.fit import FitSettings, fit_weightings
+from analysis.series import Series
+
+
+def seed_spread(series: Series, settings: FitSettings) -> Optional[dict[str, Any]]:
+    """None when the series has a single seed; else the between-seed spread."""
+    seeds = [s for s in series.seeds() if s is not None]
+    distinct_seeds = sorted(set(seeds), key=str)
+    if len(distinct_seeds) < 2:
+        return None
+    by_x: dict[float, list[float]] = defaultdict(list)
+    for x, y in zip(series.x, series.y):
+        by_x[float(x)].append(float(y))
+    repeated = [np.asarray(v) for v in by_x.values() if len(v) > 1]
+    out: dict[str, Any] = {"n_seeds": len(distinct_seeds), "x_values_with_repeats": len(repeated)}
+    if repeated:
+        dof = sum(len(v) - 1 for v in repeated)
+        pooled_var = sum(((v - v.mean()) ** 2).sum() for v in repeated) / dof
+        out["ne_std_between_seeds"] = float(np.sqrt(pooled_var))
+        out["ne_std_between_seeds_relative"] = float(np.sqrt(pooled_var) / np.mean(np.concatenate(repeated)))
+        out["ne_range_between_seeds_max"] = float(max(np.ptp(v) for v in repeated))
+
+    # Per-seed laws: one weighting per seed that covers enough x values, fitted together.
+    seeds_of_runs = series.seeds()
+    masks = [np.array([s == seed for s in seeds_of_runs]) for seed in distinct_seeds]
+    masks = [m for m in masks if len(np.unique(series.x[m])) >= settings.min_distinct_x]
+    out["per_seed_fits"] = len(masks)
+    if len(masks) >= 2:
+        per_seed = fit_weightings(series.x, series.y, np.array(masks, float), settings)
+        out["per_seed_params"] = {
+            k: {"min": float(v.min()), "max": float(v.max()), "std": float(np.std(v, ddof=1))}
+            for k, v in per_seed.items()
+        }
+    return out

@@ -1,0 +1,26 @@
+"""Fixtures for the analysis tests: run directories written from a known law."""
+import os
+import sys
+from pathlib import Path
+
+# As `python -m analysis` does: single-threaded BLAS (tiny matrices; see analysis/__main__.py).
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# The run-dir writer is a plain module next to the tests (also under --import-mode=importlib).
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import pytest  # noqa: E402
+
+from synth_rundirs import World, write_sweep  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def world():
+    return World()
+
+
+@pytest.fixture(scope="session")
+def demo_sweep(tmp_path_factory, world):
+    """The demo sweep (two architectures, two seeds), written once per session."""
+    root = tmp_path_factory.mktemp("demo_sweep")
+    summaries = write_sweep(root, world, seeds=(0, 1))
+    return root, summaries

@@ -1,0 +1,17 @@
+"""analysis reads run dirs only: it must not pull in torch or the training library."""
+import subprocess
+import sys
+
+
+def test_analysis_imports_neither_torch_nor_dlrm():
+    code = ("import sys, analysis.__main__, analysis.pipeline, analysis.plots, analysis.report; "
+            "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('torch', 'dlrm', 'torchrec')); "
+            "print(bad); sys.exit(1 if bad else 0)")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+
+
+def test_module_entry_point_runs(tmp_path):
+    r = subprocess.run([sys.executable, "-m", "analysis", str(tmp_path), "--out", str(tmp_path / "o")],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and "no run directories found" in r.stderr
