@@ -27,6 +27,7 @@ from typing import Any, Optional
 import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
+from torch.distributed.checkpoint.api import CheckpointException
 
 from dlrm import rundir
 from dlrm.distributed import DistInfo
@@ -150,7 +151,7 @@ class Checkpointer:
             dcp.load(state, checkpoint_id=str(latest))
             model.load_state_dict(state["model"])
             optimizer.load_state_dict(state["optimizer"])
-        except Exception as e:
+        except (Exception, CheckpointException) as e:  # DCP's exception is a BaseException
             raise CorruptCheckpoint(
                 f"checkpoint {latest} is unreadable ({type(e).__name__}: {e}). Delete it to restart the run "
                 f"from scratch: rm -r {latest}"
