@@ -27,6 +27,17 @@ def compose(overrides: list[str]):
         return hydra_compose("config", overrides=overrides)
 
 
+def compose_hydra(overrides: list[str]):
+    """The composed config with its `hydra` node (launcher, sweeper, run dirs)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    from sweeps import naming
+
+    naming.register_resolvers()
+    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+
+
 def run_job(overrides: list[str], run_dir: Path) -> dict:
     """One job through the task's own launch path, in this process; returns its summary."""
     from dlrm.train import launch

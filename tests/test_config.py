@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness import CONFIGS, cli, compose, run_job
+from harness import CONFIGS, cli, compose, compose_hydra, run_job
 from dlrm.config import ConfigError, validate
 
 GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
@@ -70,3 +70,12 @@ def test_unknown_key_and_wrong_type_from_the_command_line(tmp_path, override, me
     assert message in proc.stderr + proc.stdout
     for summary in tmp_path.rglob("summary.json"):
         assert json.loads(summary.read_text())["status"] != "completed"
+
+
+def test_slurm_launcher_config_composes():
+    cfg = compose_hydra(["hydra/launcher=slurm", "launcher=torchrun", "launcher.nproc_per_node=8",
+                         "hydra.launcher.partition=a100"])
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("SlurmLauncher")
+    assert (launcher.partition, launcher.gpus_per_node, launcher.tasks_per_node) == ("a100", 8, 1)
+    assert launcher.timeout_min > 0 and launcher.signal_delay_s > 0
