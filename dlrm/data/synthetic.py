@@ -34,6 +34,7 @@ from functools import cached_property
 from typing import Optional, Sequence
 
 import numpy as np
+from scipy.special import ndtri
 
 from dlrm.data import hashing
 from dlrm.data.source import Arrays
@@ -86,12 +87,10 @@ class SyntheticWorld:
         self.max_train_samples = spec.eval_offset  # the train stream stops where eval starts
         num_sparse = len(self.cardinalities)
         seed = spec.seed
-        self._sparse_keys = np.array(
-            [hashing.stream_key(seed, _STREAM_SPARSE + f) for f in range(num_sparse)], dtype=np.uint64
-        )
-        self._dense_keys = np.array(
-            [hashing.stream_key(seed, _STREAM_DENSE + d) for d in range(spec.num_dense_features)],
-            dtype=np.uint64,
+        # One 64-bit hash per two features: the sparse ids, then the dense values.
+        num_words = (num_sparse + spec.num_dense_features + 1) // 2
+        self._feature_keys = np.array(
+            [hashing.stream_key(seed, _STREAM_SPARSE + w) for w in range(num_words)], dtype=np.uint64
         )
         self._label_key = hashing.stream_key(seed, _STREAM_LABEL)
         num_pairs = num_sparse * (num_sparse - 1) / 2
@@ -104,7 +103,7 @@ class SyntheticWorld:
         # Linear dense weights plus one product term, so the dense arch has something non-linear to learn.
         self._dense_weights = w[:-1] * spec.dense_scale / math.sqrt(spec.num_dense_features + 1)
         self._dense_product_weight = w[-1] * spec.dense_scale / math.sqrt(spec.num_dense_features + 1)
-        self._tables: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+        self._tables: dict[int, np.ndarray] = {}  # feature -> [C, k + 2] memo of the hashes
 
     # ---------------------------------------------------------------- features
     def _zipf_ids(self, feature: int, u: np.ndarray) -> np.ndarray:
@@ -119,51 +118,47 @@ class SyntheticWorld:
 
     def features(self, indices: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(dense float32 [n, num_dense], sparse int64 [n, num_sparse]) of global sample indices."""
-        idx = np.asarray(indices, dtype=np.uint64)[:, None]
-        u = hashing.uniform(self._sparse_keys[None, :], idx)
-        sparse = np.empty(u.shape, dtype=np.int64)
-        for f in range(len(self.cardinalities)):
+        u = hashing.uniform_pairs(self._feature_keys, np.asarray(indices, dtype=np.uint64))
+        num_sparse = len(self.cardinalities)
+        sparse = np.empty((u.shape[0], num_sparse), dtype=np.int64)
+        for f in range(num_sparse):
             sparse[:, f] = self._zipf_ids(f, u[:, f])
-        dense = hashing.normal(self._dense_keys[None, :], idx).astype(np.float32)
+        dense = ndtri(u[:, num_sparse:num_sparse + self.num_dense_features]).astype(np.float32)
         return dense, sparse
 
     # ----------------------------------------------------------------- teacher
-    def _teacher_params(self, feature: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """(bias [n], latent [n, k]) of the teacher for ids of one feature."""
+    def _teacher_params(self, feature: int, ids: np.ndarray) -> np.ndarray:
+        """[n, k + 2] rows (bias, |v|^2, v_1..v_k) of the teacher for ids of one feature."""
         table = self._tables.get(feature)
-        if table is not None:
-            return table[0][ids], table[1][ids]
-        k = self.spec.teacher_dim
-        c = self.cardinalities[feature]
-        if c * (k + 1) <= self.spec.teacher_table_max_entries:
-            table = self._hash_teacher_params(feature, np.arange(c, dtype=np.int64))
-            self._tables[feature] = table
-            return table[0][ids], table[1][ids]
-        return self._hash_teacher_params(feature, ids)
+        if table is None:
+            k = self.spec.teacher_dim
+            c = self.cardinalities[feature]
+            if c * (k + 2) > self.spec.teacher_table_max_entries:
+                return self._hash_teacher_params(feature, ids)  # too large to memoise
+            table = self._tables[feature] = self._hash_teacher_params(feature, np.arange(c, dtype=np.int64))
+        return table[ids]
 
-    def _hash_teacher_params(self, feature: int, ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    def _hash_teacher_params(self, feature: int, ids: np.ndarray) -> np.ndarray:
         k = self.spec.teacher_dim
         ids_u = np.asarray(ids, dtype=np.uint64)
-        bias = self._bias_sigma * hashing.normal(hashing.stream_key(self.spec.seed, _STREAM_BIAS + feature), ids_u)
+        out = np.empty((len(ids_u), k + 2), dtype=np.float64)
+        out[:, 0] = self._bias_sigma * hashing.normal(hashing.stream_key(self.spec.seed, _STREAM_BIAS + feature), ids_u)
         counters = ids_u[:, None] * np.uint64(k) + np.arange(k, dtype=np.uint64)[None, :]
-        latent = self._latent_sigma * hashing.normal(
+        out[:, 2:] = self._latent_sigma * hashing.normal(
             hashing.stream_key(self.spec.seed, _STREAM_LATENT + feature), counters
         )
-        return bias.astype(np.float32), latent.astype(np.float32)
+        out[:, 1] = np.einsum("ij,ij->i", out[:, 2:], out[:, 2:])
+        return out
 
     def _raw_logits(self, dense: np.ndarray, sparse: np.ndarray) -> np.ndarray:
         """Teacher logit without the calibration offset b0 (float64 [n])."""
-        n = sparse.shape[0]
-        logit = np.zeros(n, dtype=np.float64)
-        latent_sum = np.zeros((n, self.spec.teacher_dim), dtype=np.float64)
-        latent_sq = np.zeros(n, dtype=np.float64)
+        # acc = sum over features of (bias, |v|^2, v): one gather and one add per feature.
+        acc = np.zeros((sparse.shape[0], self.spec.teacher_dim + 2), dtype=np.float64)
         for f in range(sparse.shape[1]):
-            bias, latent = self._teacher_params(f, sparse[:, f])
-            logit += bias
-            latent_sum += latent
-            latent_sq += np.einsum("ij,ij->i", latent, latent, dtype=np.float64)
+            acc += self._teacher_params(f, sparse[:, f])
+        latent_sum = acc[:, 2:]
         # sum_{f<g} <v_f, v_g> = (|sum_f v_f|^2 - sum_f |v_f|^2) / 2
-        logit += 0.5 * (np.einsum("ij,ij->i", latent_sum, latent_sum) - latent_sq)
+        logit = acc[:, 0] + 0.5 * (np.einsum("ij,ij->i", latent_sum, latent_sum) - acc[:, 1])
         z = dense.astype(np.float64)
         logit += z @ self._dense_weights
         if z.shape[1] >= 2:
