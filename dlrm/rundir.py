@@ -28,10 +28,15 @@ STATUS_DIVERGED = "diverged"
 STATUS_INTERRUPTED = "interrupted"  # SIGTERM: checkpointed, to be requeued
 
 
+_UMASK = os.umask(0)
+os.umask(_UMASK)
+
+
 def atomic_write_text(path: Path, text: str) -> None:
     path = Path(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
+        os.fchmod(fd, 0o666 & ~_UMASK)  # mkstemp's 0600 would hide run dirs from colleagues
         with os.fdopen(fd, "w") as f:
             f.write(text)
             f.flush()

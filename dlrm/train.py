@@ -36,6 +36,10 @@ warnings.filterwarnings("ignore", message=".*an autograd kernel was not register
 warnings.filterwarnings("ignore", message=".*is_fx_tracing.*")
 
 
+class RunDirConflict(ConfigError):
+    """The run dir holds another config's run: refused, and that run is left untouched."""
+
+
 def _frozen_config(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
@@ -48,7 +52,7 @@ def freeze_config(cfg: DictConfig, run_dir: Path) -> None:
         existing = OmegaConf.create(path.read_text())
         diff = naming.result_relevant_diff(existing, OmegaConf.create(text))
         if diff:
-            raise ConfigError(
+            raise RunDirConflict(
                 f"run directory {run_dir} holds a run of a different config ({'; '.join(diff[:5])}). Resuming "
                 f"would mix two runs: choose another directory (hydra.run.dir=... / sweep_name=...) or delete it."
             )
@@ -59,8 +63,12 @@ def _finish(run_dir: Path, summary: dict) -> None:
     rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
 
 
-def run_in_process(cfg: DictConfig, run_dir: Path, progress_label: str = "") -> str:
-    """Train this run on this process's ranks (1, or torchrun's N) and write its summary."""
+def run_in_process(cfg: DictConfig, run_dir: Path, progress_label: str = "", freeze: bool = True) -> str:
+    """Train this run on this process's ranks (1, or torchrun's N) and write its summary.
+
+    `freeze=False` for ranks started by `run_with_torchrun`: the Hydra job wrote
+    config.yaml once and the ranks only read it.
+    """
     import torch  # noqa: F401  (heavy imports only once there is work to do)
 
     from dlrm import distributed
@@ -72,7 +80,8 @@ def run_in_process(cfg: DictConfig, run_dir: Path, progress_label: str = "") -> 
     info = distributed.init(cfg.trainer.device)
     if info.is_main:
         rundir.check_writable(run_dir)
-        freeze_config(cfg, run_dir)
+        if freeze:
+            freeze_config(cfg, run_dir)
         rundir.atomic_write_json(run_dir / rundir.ENV_FILE, rundir.environment(str(info.device), info.world_size))
     base = {"run_name": run_dir.name, "seed": int(cfg.seed), "world_size": info.world_size}
     try:
@@ -144,6 +153,9 @@ def launch(cfg: DictConfig, run_dir: Path, progress_label: str = "") -> str:
     except RunLocked as e:
         log.error("%s", e)
         return "locked"
+    except RunDirConflict as e:  # not this run's directory: write nothing into it
+        log.error("%s", e)
+        return "conflict"
     except Exception as e:
         detail = str(e) if isinstance(e, (ConfigError, OSError)) else traceback.format_exc()
         log.error("%s failed: %s", run_dir, detail)

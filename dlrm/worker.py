@@ -24,7 +24,7 @@ def main(argv: list[str]) -> int:
     cfg = OmegaConf.load(run_dir / rundir.CONFIG_FILE)
     from dlrm.train import run_in_process
 
-    status = run_in_process(cfg, run_dir, progress_label=run_dir.name)
+    status = run_in_process(cfg, run_dir, progress_label=run_dir.name, freeze=False)
     return 0 if status == rundir.STATUS_COMPLETED else 1
 
 

@@ -8,6 +8,7 @@ same name on every launch, which is what lets a relaunched sweep find its runs.
 """
 from __future__ import annotations
 
+import hashlib
 import re
 
 from omegaconf import DictConfig, OmegaConf
@@ -20,6 +21,7 @@ _SHORT = {
     "model": "model",
     "seed": "seed",
 }
+_MAX_NAME = 200
 # Keys that do not change a run's result: a run dir may be resumed under other values.
 RESULT_NEUTRAL_KEYS = {
     "out_root", "sweep_name", "retry_failed", "launcher", "trainer.progress_bar", "trainer.log_every_samples",
@@ -39,8 +41,10 @@ def run_name(override_dirname: str) -> str:
             continue
         key = key.lstrip("+~")
         parts.append(f"{_SHORT.get(key, key)}={value}")
-    name = ",".join(parts)
-    return re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", name)[:200]
+    name = re.sub(r"[^A-Za-z0-9_.,=+\-]", "_", ",".join(parts))
+    if len(name) > _MAX_NAME:  # stay under filesystem limits, and distinct: a hash of the whole name
+        name = name[: _MAX_NAME - 13] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
+    return name
 
 
 def register_resolvers() -> None:

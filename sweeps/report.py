@@ -18,7 +18,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 log = logging.getLogger("dlrm.sweep")
-_BAD = {"failed", "diverged", "interrupted", "locked", None}
+_BAD = {"failed", "diverged", "interrupted", "locked", "conflict", None}
 _statuses: dict[str, Optional[str]] = {}
 
 
@@ -62,7 +62,8 @@ def _row(run_dir: Path) -> dict:
 
 
 def format_table(rows: list[dict]) -> str:
-    head = f"{'run':<48} {'status':<11} {'eval_ne':>8} {'auc':>7} {'samples/s':>10} {'wall_s':>7}"
+    width = max([48] + [len(r["run"]) for r in rows])  # full names: rows must stay distinguishable
+    head = f"{'run':<{width}} {'status':<11} {'eval_ne':>8} {'auc':>7} {'samples/s':>10} {'wall_s':>7}"
     lines = [head, "-" * len(head)]
     for r in rows:
         ne = f"{r['eval_ne']:.4f}" if isinstance(r.get("eval_ne"), (int, float)) else "-"
@@ -70,7 +71,7 @@ def format_table(rows: list[dict]) -> str:
         sps = f"{r['train_samples_per_second']:.0f}" if r.get("train_samples_per_second") else "-"
         wall = f"{r['wall_seconds']:.1f}" if r.get("wall_seconds") else "-"
         status = r.get("status") or "unfinished"
-        lines.append(f"{r['run'][:48]:<48} {status:<11} {ne:>8} {auc:>7} {sps:>10} {wall:>7}")
+        lines.append(f"{r['run']:<{width}} {status:<11} {ne:>8} {auc:>7} {sps:>10} {wall:>7}")
         if r.get("error") and status != "completed":
             lines.append(f"    {str(r['error']).splitlines()[0][:150]}")
     return "\n".join(lines)
