@@ -230,6 +230,8 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
         "train_seconds": train_seconds,
         "train_samples_per_second": num_train / max(train_seconds, 1e-9),
         "resumed_from_samples": int(state.get("samples_seen", 0)),
+        "checkpoints_written": ckpt.saves,
+        "checkpoint_seconds": ckpt.seconds_spent,
     }
 
 
