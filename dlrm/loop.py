@@ -43,7 +43,8 @@ _EVAL_CACHE: dict[str, list] = {}
 
 
 def _eval_batches(source, data_cfg, maker: BatchMaker, info: DistInfo, eval_batch_size: int) -> list:
-    key = f"{OmegaConf.to_yaml(data_cfg)}|{info.rank}/{info.world_size}|{eval_batch_size}"
+    eval_defining = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "num_train_samples"}
+    key = f"{eval_defining}|{info.rank}/{info.world_size}|{eval_batch_size}"
     if key not in _EVAL_CACHE:
         _EVAL_CACHE.clear()  # one eval set at a time: bounded memory
         _EVAL_CACHE[key] = [maker(source.eval_arrays(s, e)) for s, e in
@@ -129,6 +130,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     next_eval = (samples_seen // eval_every + 1) * eval_every if eval_every else None
     nan_at_step = tcfg.get("debug_nan_at_step")
     window_loss, window_steps = 0.0, 0
+    loss_value = float(state.get("train_loss_last", "nan"))  # a run resumed at its very end trains no step
     progress = _Progress(num_train, samples_seen, tcfg.progress_bar, info.is_main, progress_label)
     setup_seconds = time.perf_counter() - t_start
 
@@ -183,7 +185,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
                 if metrics:
                     metrics.write({"step": step, "samples_seen": samples_seen, **last_eval})
                 next_eval = (samples_seen // eval_every + 1) * eval_every
-            ckpt.maybe_save(model, optimizer, {"samples_seen": samples_seen, "step": step,
+            ckpt.maybe_save(model, optimizer, {"samples_seen": samples_seen, "step": step, "train_loss_last": loss_value,
                                                "train_seconds": train_seconds + time.perf_counter() - t_loop})
     finally:
         progress.close()
