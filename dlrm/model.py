@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Optional, Sequence
 
 import torch
-from torchrec.models.dlrm import DLRM, DLRM_DCN
+from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 
@@ -120,6 +120,26 @@ def flops_per_sample(shape: ModelShape) -> int:
     return forward * (1 + BACKWARD_TO_FORWARD_FLOPS)
 
 
+class FlatInteractionArch(InteractionArch):
+    """TorchRec's dot interaction with the upper triangle taken by one index_select over the
+    flattened (F+1)^2 products instead of `interactions[:, rows, cols]`: the same values and
+    gradients (each product is picked once), but the backward is an index_add rather than an
+    accumulating index_put, about 2x faster on CPU."""
+
+    def __init__(self, num_sparse_features: int, device: Optional[torch.device] = None) -> None:
+        super().__init__(num_sparse_features)
+        f1 = num_sparse_features + 1
+        rows, cols = torch.triu_indices(f1, f1, offset=1, device=device)
+        self.register_buffer("triu_flat", rows * f1 + cols, persistent=False)
+
+    def forward(self, dense_features: torch.Tensor, sparse_features: torch.Tensor) -> torch.Tensor:
+        if self.F <= 0:
+            return dense_features
+        combined = torch.cat((dense_features.unsqueeze(1), sparse_features), dim=1)
+        interactions = torch.bmm(combined, combined.transpose(1, 2))
+        return torch.cat((dense_features, interactions.flatten(1).index_select(1, self.triu_flat)), dim=1)
+
+
 def build_model(shape: ModelShape, dense_device: torch.device,
                 table_device: torch.device = torch.device("meta")) -> torch.nn.Module:
     """The unsharded model, its tables on `meta`: DistributedModelParallel allocates them."""
@@ -144,5 +164,7 @@ def build_model(shape: ModelShape, dense_device: torch.device,
     if shape.name == "dcn":
         return DLRM_DCN(dcn_num_layers=shape.dcn_num_layers, dcn_low_rank_dim=shape.dcn_low_rank_dim, **common)
     if shape.name == "dlrm":
-        return DLRM(**common)
+        model = DLRM(**common)
+        model.inter_arch = FlatInteractionArch(shape.num_sparse_features, dense_device)
+        return model
     raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")

@@ -47,6 +47,10 @@ def embedding_lr(name: str, lr: float, world_size: int, sharding_type: str) -> f
 def plan_sharding(model: torch.nn.Module, info: DistInfo, sharding_type: str, local_batch_size: int,
                   table_names: list[str]) -> ShardingPlan:
     constraints = None
+    if sharding_type == "auto" and info.world_size == 1:
+        # One rank: nothing to balance, and the planner's data_parallel choice for the small
+        # tables costs a DDP pass, a dense gradient of those tables and an all-reduce every step.
+        sharding_type = "table_wise"
     if sharding_type != "auto":
         value = ShardingType(sharding_type).value
         constraints = {name: ParameterConstraints(sharding_types=[value]) for name in table_names}
@@ -75,6 +79,9 @@ def shard(model: torch.nn.Module, trainer_cfg: Any, sharding_type: str, info: Di
         device=info.device,
         plan=plan,
         sharders=get_default_sharders(),
+        # One rank and no data-parallel table: DDP would only add its forward hooks and an
+        # all-reduce over a group of one.
+        init_data_parallel=not (info.world_size == 1 and "data_parallel" not in sharding_types_used(plan)),
     )
     dense_cls = _DENSE_OPTIMIZERS[trainer_cfg.dense_optimizer]
     dense_optimizer = KeyedOptimizerWrapper(

@@ -14,8 +14,8 @@ import pytest
 
 from harness import REPO, cli, run_job
 
-# 128 steps of 512, a checkpoint every 16 steps.
-RUN = ["data.num_train_samples=65536", "data.num_eval_samples=32768", "trainer.log_every_samples=4096",
+# 256 steps of 512, a checkpoint every 16 steps: room for three kills at distinct checkpoints.
+RUN = ["data.num_train_samples=131072", "data.num_eval_samples=32768", "trainer.log_every_samples=4096",
        "trainer.checkpoint_every_samples=8192"]
 
 
@@ -58,7 +58,7 @@ def test_sigkill_at_random_steps_resumes_to_the_same_result(uninterrupted, tmp_p
         seen = (_state(run_dir) or {}).get("samples_seen", 0)
         # wait until this process has checkpointed past where the last one stopped, then a random extra beat
         _wait_for(lambda: (_state(run_dir) or {}).get("samples_seen", 0) > seen or proc.poll() is not None)
-        time.sleep(rng.uniform(0.0, 0.8))
+        time.sleep(rng.uniform(0.0, 0.3))
         proc.send_signal(signal.SIGKILL)
         proc.wait()
         kills.append((_state(run_dir) or {}).get("samples_seen"))
@@ -90,7 +90,7 @@ def test_sigterm_checkpoints_marks_interrupted_and_exits_for_requeue(uninterrupt
     summary = json.loads((run_dir / "summary.json").read_text())
     assert summary["status"] == "interrupted"
     state = _state(run_dir)
-    assert state and 0 < state["samples_seen"] < 65536
+    assert state and 0 < state["samples_seen"] < 131072
     proc = _start(run_dir, ["trainer.checkpoint_every_samples=null"])  # the requeued job
     assert proc.wait(timeout=300) == 0
     done = json.loads((run_dir / "summary.json").read_text())
