@@ -142,11 +142,8 @@ def _make_series(axis: Axis, metric: str, group: dict, runs: list[dict]) -> Seri
     return s
 
 
-def build_series(points: list[dict], axis: Axis, metric: str) -> tuple[list[Series], list[str]]:
-    """Series of `axis` with at least two distinct x values (a single x value is not a
-    sweep of this axis, so it is not mentioned), and notes on runs that lack x."""
-    if axis.name == "compute":
-        return frontier_series(points, metric)
+def _group_runs(points: list[dict], axis: Axis) -> tuple[dict[tuple, list[dict]], list[str]]:
+    """Runs with a positive x, grouped by the axis' group fields; a note on those without."""
     notes = []
     missing = [r for r in points if positive(r.get(axis.x_field)) is None]
     if missing:
@@ -156,6 +153,15 @@ def build_series(points: list[dict], axis: Axis, metric: str) -> tuple[list[Seri
     for r in points:
         if positive(r.get(axis.x_field)) is not None:
             groups[tuple(freeze(r.get(f)) for f in axis.group_fields)].append(r)
+    return groups, notes
+
+
+def build_series(points: list[dict], axis: Axis, metric: str) -> tuple[list[Series], list[str]]:
+    """Series of `axis` with at least two distinct x values (a single x value is not a
+    sweep of this axis, so it is not mentioned), and notes on runs that lack x."""
+    if axis.name == "compute":
+        return frontier_series(points, metric)
+    groups, notes = _group_runs(points, axis)
     out = []
     for runs in groups.values():
         if len({r[axis.x_field] for r in runs}) < 2:
@@ -172,15 +178,7 @@ def frontier_series(points: list[dict], metric: str) -> tuple[list[Series], list
     when its mean NE is below that of every grid point with fewer FLOPs.  The series
     holds all runs (every seed) of the frontier points."""
     axis = AXES["compute"]
-    notes = []
-    missing = [r for r in points if positive(r.get(axis.x_field)) is None]
-    if missing:
-        notes.append(f"axis compute: {len(missing)} run(s) without a positive train_flops "
-                     f"left out (e.g. {missing[0].get('run_name')})")
-    groups: dict[tuple, list[dict]] = defaultdict(list)
-    for r in points:
-        if positive(r.get(axis.x_field)) is not None:
-            groups[tuple(freeze(r.get(f)) for f in axis.group_fields)].append(r)
+    groups, notes = _group_runs(points, axis)
     out = []
     for runs in groups.values():
         by_point: dict[tuple, list[dict]] = defaultdict(list)
