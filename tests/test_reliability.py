@@ -40,6 +40,16 @@ def _state(run_dir: Path) -> dict | None:
         return None
 
 
+def _kill_all_mentioning(text: str) -> None:
+    """SIGKILL every process whose command line mentions `text` (torchrun starts ranks in new sessions)."""
+    for pid_dir in Path("/proc").iterdir():
+        try:
+            if pid_dir.name.isdigit() and text in (pid_dir / "cmdline").read_bytes().decode(errors="replace"):
+                os.kill(int(pid_dir.name), signal.SIGKILL)
+        except (OSError, ProcessLookupError):
+            pass
+
+
 @pytest.fixture(scope="module")
 def uninterrupted(tmp_path_factory) -> dict:
     run_dir = tmp_path_factory.mktemp("ref") / "run"
@@ -145,3 +155,34 @@ def test_missing_criteo_path_names_the_expected_files(tmp_path):
                   tmp_path / "run")
     assert out["status"] == "failed"
     assert "day_0" in out["summary"]["error"] and "preprocess" in out["summary"]["error"]
+
+
+@pytest.mark.slow
+@pytest.mark.distributed
+def test_two_rank_run_killed_resumes_to_the_same_result(tmp_path):
+    """SIGKILL of torchrun and both ranks after a checkpoint; the relaunch resumes on 2 ranks."""
+    args = ["launcher=torchrun", "launcher.nproc_per_node=2", "sharding=table_wise", "data.num_train_samples=65536",
+            "data.num_eval_samples=16384", "trainer.checkpoint_every_samples=16384", "trainer.log_every_samples=16384"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+
+    def start(run_dir: Path) -> subprocess.Popen:
+        return subprocess.Popen([sys.executable, "-m", "dlrm.train", *args, f"hydra.run.dir={run_dir}"], cwd=REPO,
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env)
+
+    ref = start(tmp_path / "ref")
+    assert ref.wait(timeout=300) == 0
+    run_dir = tmp_path / "run"
+    proc = start(run_dir)
+    _wait_for(lambda: _state(run_dir) is not None or proc.poll() is not None)
+    _kill_all_mentioning(str(run_dir))  # the launcher, torchrun and both ranks (own sessions) at once
+    proc.wait()
+    state = _state(run_dir)
+    assert state and state["samples_seen"] < 65536 and not (run_dir / "summary.json").exists()
+    assert len(list((run_dir / "checkpoint" / "latest").glob("__*_0.distcp"))) == 2  # each rank's shards
+    proc = start(run_dir)
+    assert proc.wait(timeout=300) == 0
+    resumed = json.loads((run_dir / "summary.json").read_text())
+    expected = json.loads((tmp_path / "ref" / "summary.json").read_text())
+    assert resumed["status"] == "completed" and resumed["world_size"] == 2
+    assert resumed["resumed_from_samples"] == state["samples_seen"]
+    assert resumed["eval_ne"] == expected["eval_ne"]  # bit-identical on CPU with 2 gloo ranks too
