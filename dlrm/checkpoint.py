@@ -160,14 +160,14 @@ class Checkpointer:
         log.info("resumed from %s at %d samples (step %d)", latest, progress["samples_seen"], progress["step"])
         return progress
 
-    def finish(self) -> None:
-        """The run completed: its checkpoint is no longer needed (run dirs stay small)."""
-        self._restore_handlers()
-        self._barrier()
-        if self.info.is_main:
-            shutil.rmtree(self.root, ignore_errors=True)
-
     def close(self) -> None:
+        """Hand the preemption signals back to whoever had them (idempotent)."""
         self._restore_handlers()
 
 
+
+
+def remove_checkpoints(run_dir: Path) -> None:
+    """After summary.json says completed: the checkpoint is no longer needed (run dirs stay
+    small).  Removed only then, so a kill at any earlier moment still finds it."""
+    shutil.rmtree(Path(run_dir) / rundir.CHECKPOINT_DIR, ignore_errors=True)

@@ -189,6 +189,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
                                                "train_seconds": train_seconds + time.perf_counter() - t_loop})
     finally:
         progress.close()
+        ckpt.close()  # give the preemption signals back, whatever ended the loop
     train_seconds += time.perf_counter() - t_loop
     final = evaluate(model, eval_batches, info)
     if metrics:
@@ -198,7 +199,6 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
         for k, v in final.items():
             writer.add_scalar(f"eval/{k}", v, samples_seen)
         writer.close()
-    ckpt.finish()
 
     counts = param_counts(shape)
     fps = flops_per_sample(shape)

@@ -16,7 +16,7 @@ import time
 import traceback
 import warnings
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import hydra
 from hydra.core.hydra_config import HydraConfig
@@ -69,10 +69,8 @@ def run_in_process(cfg: DictConfig, run_dir: Path, progress_label: str = "", fre
     `freeze=False` for ranks started by `run_with_torchrun`: the Hydra job wrote
     config.yaml once and the ranks only read it.
     """
-    import torch  # noqa: F401  (heavy imports only once there is work to do)
-
-    from dlrm import distributed
-    from dlrm.checkpoint import Preempted
+    from dlrm import distributed  # torch and torchrec load here, once there is work to do
+    from dlrm.checkpoint import Preempted, remove_checkpoints
     from dlrm.loop import Diverged, train
 
     t0 = time.perf_counter()
@@ -93,15 +91,16 @@ def run_in_process(cfg: DictConfig, run_dir: Path, progress_label: str = "", fre
     except Preempted as e:
         if info.is_main:
             _finish(run_dir, {**base, "status": rundir.STATUS_INTERRUPTED, "error": str(e)})
-        _hand_on_preemption(e)
-        raise
+        _hand_on_preemption(e)  # exits: requeued by submitit, or with REQUEUE_EXIT_CODE
     summary["wall_seconds"] = time.perf_counter() - t0
     if info.is_main:
         _finish(run_dir, summary)
+        if summary["status"] == rundir.STATUS_COMPLETED:
+            remove_checkpoints(run_dir)
     return summary["status"]
 
 
-def _hand_on_preemption(e: Any) -> None:
+def _hand_on_preemption(e: Any) -> NoReturn:
     """Under submitit its own handler requeues the job; otherwise exit with the requeue code."""
     import signal as _signal
 
