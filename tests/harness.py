@@ -17,25 +17,20 @@ warnings.filterwarnings("ignore", category=FutureWarning)
 warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 
-def compose(overrides: list[str]):
+def compose(overrides: list[str], with_hydra: bool = False):
+    """The real config tree composed with `overrides` (and its `hydra` node if asked)."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
     from sweeps import naming
 
     naming.register_resolvers()
     with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides)
+        return hydra_compose("config", overrides=overrides, return_hydra_config=with_hydra)
 
 
 def compose_hydra(overrides: list[str]):
     """The composed config with its `hydra` node (launcher, sweeper, run dirs)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, with_hydra=True)
 
 
 def run_job(overrides: list[str], run_dir: Path) -> dict:

@@ -103,7 +103,7 @@ class SyntheticWorld:
         # Linear dense weights plus one product term, so the dense arch has something non-linear to learn.
         self._dense_weights = w[:-1] * spec.dense_scale / math.sqrt(spec.num_dense_features + 1)
         self._dense_product_weight = w[-1] * spec.dense_scale / math.sqrt(spec.num_dense_features + 1)
-        self._tables: dict[int, np.ndarray] = {}  # feature -> [C, k + 2] memo of the hashes
+        self._tables: dict[int, Optional[np.ndarray]] = {}  # feature -> memo of the hashes (_teacher_table)
         self._max_ids = np.array(self.cardinalities, dtype=np.int64) - 1
 
     # ---------------------------------------------------------------- features
@@ -126,18 +126,17 @@ class SyntheticWorld:
         return dense, sparse
 
     # ----------------------------------------------------------------- teacher
-    def _teacher_params(self, feature: int, ids: np.ndarray) -> np.ndarray:
-        """[n, k + 2] rows (bias, |v|^2, v_1..v_k) of the teacher for ids of one feature."""
-        table = self._tables.get(feature)
-        if table is None:
-            k = self.spec.teacher_dim
-            c = self.cardinalities[feature]
-            if c * (k + 2) > self.spec.teacher_table_max_entries:
-                return self._hash_teacher_params(feature, ids)  # too large to memoise
-            table = self._tables[feature] = self._hash_teacher_params(feature, np.arange(c, dtype=np.int64))
-        return table[ids]
+    def _teacher_table(self, feature: int) -> Optional[np.ndarray]:
+        """The memo [C, k + 2] of (bias, |v|^2, v_1..v_k) for every id of a feature, or None
+        when it would exceed `teacher_table_max_entries` (then rows are hashed per batch)."""
+        if feature not in self._tables:
+            c, k = self.cardinalities[feature], self.spec.teacher_dim
+            fits = c * (k + 2) <= self.spec.teacher_table_max_entries
+            self._tables[feature] = self._hash_teacher_params(feature, np.arange(c, dtype=np.int64)) if fits else None
+        return self._tables[feature]
 
     def _hash_teacher_params(self, feature: int, ids: np.ndarray) -> np.ndarray:
+        """[n, k + 2] rows (bias, |v|^2, v_1..v_k) of the teacher for ids of one feature."""
         k = self.spec.teacher_dim
         ids_u = np.asarray(ids, dtype=np.uint64)
         out = np.empty((len(ids_u), k + 2), dtype=np.float64)
@@ -155,9 +154,9 @@ class SyntheticWorld:
         acc = np.zeros((sparse.shape[0], self.spec.teacher_dim + 2), dtype=np.float64)
         rows = np.empty_like(acc)
         for f in range(sparse.shape[1]):
-            table = self._tables.get(f)
-            if table is None:  # first use, or too large to memoise
-                acc += self._teacher_params(f, sparse[:, f])
+            table = self._teacher_table(f)
+            if table is None:  # too large to memoise
+                acc += self._hash_teacher_params(f, sparse[:, f])
             else:  # np.take into one reused buffer: faster than table[ids], no temporary per feature
                 np.take(table, sparse[:, f], axis=0, out=rows, mode="clip")  # ids < C by construction
                 acc += rows
