@@ -2,17 +2,19 @@
 
 Layout: `checkpoint/latest/` holds one complete checkpoint -- the model and optimizer
 state through `torch.distributed.checkpoint` (sharded tables and the fused optimizer's
-per-row state included; every rank writes its own shards) and `state.json` (samples
-seen, step, time).  A checkpoint is written into `checkpoint/tmp-<n>/` and only renamed
-to `latest` after every rank finished and the COMPLETE marker is in place, so a kill
-mid-write leaves at most a `tmp-*` directory, which is never read and is deleted on the
-next save.  The data stream needs no saved state: sample i is a pure function of
-(seed, i), so resuming at `samples_seen` regenerates exactly the batches that follow.
+per-row state included; every rank writes its own shards), `state.json` (samples seen,
+step, time) and a COMPLETE marker written last.  A save goes to `checkpoint/tmp-<step>/`;
+then the switch renames `latest` to `old-<step>` and `tmp-<step>` to `latest`, and removes
+`old-<step>`.  A kill at any moment leaves at least one complete checkpoint, and restore
+takes the newest complete one wherever the switch stopped (`latest`, a finished `tmp-*`,
+or `old-*`), so no work is lost and a half-written one is never read.  The data stream
+needs no saved state: sample i is a pure function of (seed, i), so resuming at
+`samples_seen` regenerates exactly the batches that follow.
 
-Preemption: SIGTERM (what SLURM sends) and SIGUSR2 (submitit's signal) set a flag; the
-loop checkpoints at the next step boundary, marks the run `interrupted`, and exits with
-REQUEUE_EXIT_CODE -- or, under submitit, hands the signal on to submitit's own handler,
-which resubmits the job; the resubmitted job resumes from the checkpoint.
+Preemption: SIGTERM (what SLURM and torchrun send) and SIGUSR2 (submitit's signal) set a
+flag; the loop checkpoints at the next step boundary, marks the run `interrupted`, and the
+launcher exits with REQUEUE_EXIT_CODE -- or, under submitit, hands the signal on to
+submitit's own handler, which resubmits the job.
 """
 from __future__ import annotations
 
@@ -20,28 +22,37 @@ import json
 import logging
 import shutil
 import signal
+import threading
 import time
 from pathlib import Path
 from typing import Any, Optional
 
-import torch
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
 from torch.distributed.checkpoint.api import CheckpointException
+from torchrec.optim.keyed import KeyedOptimizerWrapper
 
-from dlrm import rundir
-from dlrm.distributed import DistInfo
+import rundir
+from dlrm.distributed import DistInfo, broadcast_object
 
 log = logging.getLogger("dlrm")
 
 REQUEUE_EXIT_CODE = 143  # 128 + SIGTERM: what a SLURM --requeue job conventionally exits with
+PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
 _COMPLETE = "COMPLETE"
 _STATE = "state.json"
-PREEMPT_SIGNALS = (signal.SIGTERM, signal.SIGUSR2)
+_LATEST = "latest"
 
 
 class CorruptCheckpoint(RuntimeError):
     pass
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (disk full, a network filesystem error).  DCP
+    raises CheckpointException, a BaseException that would escape every `except
+    Exception` up to Hydra's job runner and stop the sweep; this is an ordinary error:
+    the run ends failed with the cause, and the sweep goes on."""
 
 
 class Preempted(Exception):
@@ -50,6 +61,25 @@ class Preempted(Exception):
     def __init__(self, signum: int, previous_handler: Any):
         super().__init__(f"preempted by {signal.Signals(signum).name}: checkpoint written, run marked interrupted")
         self.signum, self.previous_handler = signum, previous_handler
+
+
+def _progress_of(path: Path) -> Optional[dict]:
+    """state.json of a complete checkpoint directory, or None."""
+    try:
+        if (path / _COMPLETE).exists():
+            return json.loads((path / _STATE).read_text())
+    except (OSError, json.JSONDecodeError):
+        pass
+    return None
+
+
+def newest_complete(root: Path) -> Optional[Path]:
+    """The complete checkpoint with the most samples seen, wherever a switch stopped."""
+    found = [(p, _progress_of(p)) for p in sorted(root.iterdir()) if p.is_dir()] if root.is_dir() else []
+    found = [(p, s) for p, s in found if s is not None]
+    if not found:
+        return None
+    return max(found, key=lambda ps: (int(ps[1].get("samples_seen", -1)), ps[0].name == _LATEST))[0]
 
 
 class Checkpointer:
@@ -69,8 +99,6 @@ class Checkpointer:
 
     # -------------------------------------------------------------- signals
     def _install_handlers(self) -> None:
-        import threading
-
         if threading.current_thread() is not threading.main_thread():
             return
         for sig in PREEMPT_SIGNALS:
@@ -80,60 +108,62 @@ class Checkpointer:
     def _on_signal(self, signum: int, frame: Any) -> None:
         self._signal = signum
 
-    def _restore_handlers(self) -> None:
+    def preempt_requested(self) -> bool:
+        return self._signal is not None
+
+    def raise_preempted(self) -> None:
+        signum = self._signal or signal.SIGTERM
+        raise Preempted(signum, self._previous.get(signum))
+
+    def close(self) -> None:
+        """Hand the preemption signals back to whoever had them (idempotent)."""
         for sig, handler in self._previous.items():
             signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
         self._previous = {}
 
     # ---------------------------------------------------------------- save
-    def _state(self, model, optimizer) -> dict:
+    def due(self, samples_seen: int) -> bool:
+        """This rank's view: an interval has passed (the loop makes the ranks agree)."""
+        if self.every_samples and samples_seen - self._last_save_samples >= self.every_samples:
+            return True
+        return self.every_seconds is not None and time.monotonic() - self._last_save_time >= self.every_seconds
+
+    @staticmethod
+    def _state(model, optimizer) -> dict:
         return {"model": model.state_dict(), "optimizer": optimizer.state_dict()}
-
-    def maybe_save(self, model, optimizer, progress: dict) -> None:
-        """Save when an interval has passed or a preemption signal arrived (then raise Preempted)."""
-        preempt = self._preempt_requested()
-        due = preempt
-        if self.every_samples and progress["samples_seen"] - self._last_save_samples >= self.every_samples:
-            due = True
-        if self.every_seconds is not None and time.monotonic() - self._last_save_time >= self.every_seconds:
-            due = True
-        if self.info.world_size > 1:  # every rank must agree: saving is collective
-            flag = torch.tensor([int(due), int(preempt)])
-            dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-            due, preempt = bool(flag[0]), bool(flag[1])
-        if not due:
-            return
-        self.save(model, optimizer, progress)
-        if preempt:
-            signum = self._signal or signal.SIGTERM
-            raise Preempted(signum, self._previous.get(signum))
-
-    def _preempt_requested(self) -> bool:
-        return self._signal is not None
 
     def save(self, model, optimizer, progress: dict) -> None:
         t0 = time.perf_counter()
         tmp = self.root / f"tmp-{progress['step']}"
         if self.info.is_main:
             self.root.mkdir(parents=True, exist_ok=True)
-            for stale in self.root.glob("tmp-*"):
-                shutil.rmtree(stale, ignore_errors=True)
+            shutil.rmtree(tmp, ignore_errors=True)
         self._barrier()
-        dcp.save(self._state(model, optimizer), checkpoint_id=str(tmp))
+        try:
+            dcp.save(self._state(model, optimizer), checkpoint_id=str(tmp))
+        except CheckpointException as e:
+            raise CheckpointWriteError(f"writing checkpoint {tmp} failed: {e}") from e
         if self.info.is_main:
             rundir.atomic_write_json(tmp / _STATE, {**progress})
-            (tmp / _COMPLETE).write_text("ok\n")
-            latest = self.root / "latest"
-            old = self.root / f"old-{progress['step']}"
-            if latest.exists():
-                latest.rename(old)
-            tmp.rename(latest)  # the switch: one rename
-            shutil.rmtree(old, ignore_errors=True)
+            rundir.atomic_write_text(tmp / _COMPLETE, "ok\n")
+            self._switch_to(tmp, progress["step"])
+            for stale in self.root.iterdir():  # earlier attempts, never complete or superseded now
+                if stale.name != _LATEST:
+                    shutil.rmtree(stale, ignore_errors=True)
         self._barrier()
         self._last_save_time = time.monotonic()
         self._last_save_samples = progress["samples_seen"]
         self.seconds_spent += time.perf_counter() - t0
         self.saves += 1
+
+    def _switch_to(self, complete: Path, step: int) -> None:
+        """Make `complete` the `latest` checkpoint: two renames, each leaving a complete one."""
+        latest = self.root / _LATEST
+        if complete == latest:
+            return
+        if latest.exists():
+            latest.rename(self.root / f"old-{step}")
+        complete.rename(latest)
 
     def _barrier(self) -> None:
         if self.info.world_size > 1:
@@ -141,12 +171,21 @@ class Checkpointer:
 
     # ------------------------------------------------------------- restore
     def restore(self, model, optimizer) -> dict:
-        """Load the last complete checkpoint into model and optimizer; {} when there is none."""
-        latest = self.root / "latest"
-        if not (latest / _COMPLETE).exists():
+        """Load the newest complete checkpoint into model and optimizer; {} when there is none."""
+        found = None
+        if self.info.is_main:  # rank 0 finds it and puts it in place; every rank then reads it
+            found = newest_complete(self.root)
+            if found is not None and found.name != _LATEST:
+                log.info("checkpoint %s is the newest complete one (a switch was cut short): using it", found)
+                self._switch_to(found, int(_progress_of(found)["step"]))
+        if not broadcast_object(found is not None, self.info):
             return {}
+        latest = self.root / _LATEST
         try:
             progress = json.loads((latest / _STATE).read_text())
+            for _, opt in optimizer.optimizers:  # lazy optimizer state (Adam's) must exist to be loaded into
+                if isinstance(opt, KeyedOptimizerWrapper):
+                    opt.init_state()
             state = self._state(model, optimizer)
             dcp.load(state, checkpoint_id=str(latest))
             model.load_state_dict(state["model"])
@@ -159,12 +198,6 @@ class Checkpointer:
         self._last_save_samples = int(progress["samples_seen"])
         log.info("resumed from %s at %d samples (step %d)", latest, progress["samples_seen"], progress["step"])
         return progress
-
-    def close(self) -> None:
-        """Hand the preemption signals back to whoever had them (idempotent)."""
-        self._restore_handlers()
-
-
 
 
 def remove_checkpoints(run_dir: Path) -> None:

@@ -1,37 +1,179 @@
-"""Config validation: every check runs before any work starts, and each error names the
-field, the value and the fix.  Hydra's structured parsing catches unknown keys and
-wrong types at composition; these are the semantic checks."""
+"""The config of one run: typed schemas (one per config group) and the checks that follow.
+
+Schemas hold the types and the meaning of every knob; the values live in `configs/`
+(one YAML file per option of a group), so each default is written once.  The app
+(runner/schema.py) registers these dataclasses in Hydra's ConfigStore, so a wrong type or
+an unknown key fails at composition with Hydra's own message, before any work starts.
+`validate` then checks what a type cannot say (positive sizes, known option names,
+shapes that fit together, the world size), each error naming the field and the fix.
+
+Standard library only (plus OmegaConf's MISSING): composing a config loads no torch.
+"""
 from __future__ import annotations
 
-from typing import Any
+from dataclasses import dataclass, field
+from typing import Any, List, Optional
 
-from dlrm.model import MODEL_NAMES
-
-SHARDING_TYPES = ("auto", "table_wise", "column_wise", "table_column_wise", "data_parallel", "row_wise")
-EMBEDDING_OPTIMIZERS = ("rowwise_adagrad", "adagrad", "sgd", "adam")
-DENSE_OPTIMIZERS = ("adagrad", "adam", "sgd")
-DATA_NAMES = ("synthetic", "criteo_kaggle", "criteo_1tb")
+from omegaconf import MISSING
 
 
 class ConfigError(ValueError):
     """A config value the harness cannot run with; the message says how to fix it."""
 
 
-def _positive_int(cfg: Any, key: str) -> int:
+# --------------------------------------------------------------------------- schemas
+@dataclass
+class ModelConfig:
+    name: str = MISSING  # dlrm (dot interaction) | dcn (TorchRec DLRM_DCN)
+    embedding_dim: int = MISSING  # scaling scheme "embedding": every table's dimension
+    mlp_width: int = MISSING  # scaling scheme "both MLPs": the hidden width of both arches
+    # Scaling schemes "bottom MLP" / "top MLP": the hidden width of one arch alone
+    # (null: mlp_width).
+    dense_arch_width: Optional[int] = MISSING
+    over_arch_width: Optional[int] = MISSING
+    mlp_depth: int = MISSING  # layers per arch: depth-1 hidden layers of the width, then the output
+    # Explicit layer lists override the derived ones.
+    dense_arch_layer_sizes: Optional[List[int]] = MISSING
+    over_arch_layer_sizes: Optional[List[int]] = MISSING
+    dcn_num_layers: int = MISSING  # model=dcn only
+    dcn_low_rank_dim: int = MISSING
+
+
+@dataclass
+class SyntheticDataConfig:
+    """The planted world (dlrm/data/synthetic.py); its fields are the world's spec."""
+
+    name: str = MISSING
+    num_train_samples: int = MISSING  # data size N: one pass over the first N samples
+    num_eval_samples: int = MISSING  # the fixed eval slice shared by every run
+    eval_offset: int = MISSING  # first global sample index of the eval slice
+    world_seed: int = MISSING  # the world itself; a run's `seed` moves only init and data order
+    num_dense_features: int = MISSING
+    cardinalities: List[int] = MISSING
+    zipf_exponent: float = MISSING
+    teacher_dim: int = MISSING
+    base_ctr: float = MISSING
+    bias_scale: float = MISSING
+    interaction_scale: float = MISSING
+    dense_scale: float = MISSING
+
+
+@dataclass
+class CriteoDataConfig:
+    """Preprocessed Criteo click logs (dlrm/data/criteo/, docs/CRITEO.md)."""
+
+    name: str = MISSING
+    path: str = MISSING  # the preprocessed directory
+    num_train_samples: int = MISSING
+    num_eval_samples: int = MISSING
+    shuffle_window: int = MISSING  # shuffle within windows of this many samples (0: file order)
+    shuffle_seed: int = MISSING
+    num_embeddings_per_feature: Optional[List[int]] = MISSING  # null: as preprocessed
+    max_ind_range: Optional[int] = MISSING  # cap every table at this size
+
+
+@dataclass
+class TrainerConfig:
+    batch_size: int = MISSING  # global batch, split evenly across ranks
+    embedding_optimizer: str = MISSING  # fused into backward (dlrm/sharding.py EMBEDDING_OPTIMIZERS)
+    embedding_lr: float = MISSING
+    dense_optimizer: str = MISSING  # torch.optim (dlrm/sharding.py DENSE_OPTIMIZERS)
+    dense_lr: float = MISSING
+    lr_warmup_samples: int = MISSING  # linear warm-up of both learning rates, then constant
+    eval_every_samples: Optional[int] = MISSING  # intermediate evals (null: at the end only)
+    eval_batch_size: int = MISSING
+    log_every_samples: int = MISSING  # a train_loss point in metrics.jsonl
+    progress_bar: Any = MISSING  # auto (when stderr is a tty) | true | false
+    checkpoint_every_samples: Optional[int] = MISSING
+    checkpoint_every_minutes: Optional[float] = MISSING
+    tensorboard: bool = MISSING
+    num_threads: Optional[int] = MISSING  # torch intra-op threads (null: torch's default)
+    prefetch_batches: int = MISSING  # batches generated ahead in a background thread
+    device: str = MISSING  # cpu | cuda
+
+
+@dataclass
+class ShardingConfig:
+    """How TorchRec shards the tables: auto (the EmbeddingShardingPlanner chooses; on one
+    rank table_wise, which profiling showed is fastest there), table_wise, column_wise,
+    table_column_wise, data_parallel, row_wise (GPU only: gloo has no reduce_scatter)."""
+
+    type: str = MISSING
+
+
+@dataclass
+class LauncherConfig:
+    """Ranks per job.  1: the job trains in the launching process.  >1: the job writes its
+    resolved config once and starts `torchrun --nproc_per_node=N`, whose ranks read it."""
+
+    nproc_per_node: int = MISSING
+
+
+@dataclass
+class DebugConfig:
+    """Fault injection for the tests; never part of a study."""
+
+    nan_at_step: Optional[int] = MISSING  # make the loss NaN at this step (on debug.nan_rank)
+    nan_rank: Optional[int] = MISSING  # only on this rank (null: every rank)
+
+
+@dataclass
+class Config:
+    model: ModelConfig = MISSING
+    data: Any = MISSING  # SyntheticDataConfig or CriteoDataConfig, by the data group's option
+    trainer: TrainerConfig = MISSING
+    sharding: ShardingConfig = MISSING
+    launcher: LauncherConfig = MISSING
+    debug: DebugConfig = MISSING
+    seed: int = MISSING  # model init and data order; the world has its own data.world_seed
+    out_root: str = MISSING  # every run dir lives under here
+    sweep_name: str = MISSING  # sweep root = ${out_root}/${sweep_name}
+    retry_failed: bool = MISSING  # a relaunched sweep retries failed/diverged runs only when true
+
+
+# The schema of each config group (runner/schema.py registers them with Hydra).
+GROUP_SCHEMAS: dict[str, dict[str, type]] = {
+    "model": {"schema": ModelConfig},
+    "data": {"schema_synthetic": SyntheticDataConfig, "schema_criteo": CriteoDataConfig},
+    "trainer": {"schema": TrainerConfig},
+    "sharding": {"schema": ShardingConfig},
+    "launcher": {"schema": LauncherConfig},
+    "debug": {"schema": DebugConfig},
+}
+
+
+# ---------------------------------------------------------------------------- checks
+def _get(cfg: Any, key: str) -> Any:
     value = cfg
     for part in key.split("."):
         value = value[part]
-    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
-        raise ConfigError(f"{key} must be a positive integer, got {value!r}: set {key}=N with N >= 1")
     return value
 
 
-def _positive_float(cfg: Any, key: str) -> float:
-    value = cfg
-    for part in key.split("."):
-        value = value[part]
+def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> Optional[int]:
+    value = _get(cfg, key)
+    if value is None and allow_none:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
+        hint = " (or null)" if allow_none else ""
+        raise ConfigError(f"{key} must be a positive integer, got {value!r}: set {key}=N with N >= 1{hint}")
+    return value
+
+
+def _non_negative_int(cfg: Any, key: str) -> int:
+    value = _get(cfg, key)
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
+    return value
+
+
+def _positive_float(cfg: Any, key: str, allow_none: bool = False) -> Optional[float]:
+    value = _get(cfg, key)
+    if value is None and allow_none:
+        return None
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
-        raise ConfigError(f"{key} must be a positive number, got {value!r}")
+        hint = " (or null)" if allow_none else ""
+        raise ConfigError(f"{key} must be a positive number, got {value!r}{hint}")
     return float(value)
 
 
@@ -40,51 +182,26 @@ def _one_of(value: Any, key: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not known: use one of {', '.join(allowed)}")
 
 
-def validate(cfg: Any, world_size: int, device_type: str) -> None:
-    """Raise ConfigError on the first problem; `device_type` is 'cpu' or 'cuda'."""
-    for key in ("model.embedding_dim", "model.mlp_width", "model.mlp_depth", "data.num_train_samples",
-                "data.num_eval_samples", "trainer.batch_size", "trainer.eval_batch_size"):
-        _positive_int(cfg, key)
-    for key in ("trainer.embedding_lr", "trainer.dense_lr"):
-        _positive_float(cfg, key)
-    if cfg.model.embedding_dim % 4:
-        raise ConfigError(
-            f"model.embedding_dim={cfg.model.embedding_dim} is not a multiple of 4: FBGEMM's table-batched "
-            f"embedding kernels (which TorchRec shards into) need embedding dims divisible by 4. Use 4, 8, 12, ..."
-        )
-    _one_of(cfg.model.name, "model.name", MODEL_NAMES)
-    _one_of(cfg.sharding.type, "sharding.type", SHARDING_TYPES)
-    _one_of(cfg.trainer.embedding_optimizer, "trainer.embedding_optimizer", EMBEDDING_OPTIMIZERS)
-    _one_of(cfg.trainer.dense_optimizer, "trainer.dense_optimizer", DENSE_OPTIMIZERS)
-    _one_of(cfg.data.name, "data.name", DATA_NAMES)
-    _one_of(cfg.trainer.device, "trainer.device", ("cpu", "cuda"))
-    if cfg.sharding.type == "row_wise" and device_type != "cuda":
-        raise ConfigError(
-            "sharding.type=row_wise needs a GPU: its backward uses reduce_scatter, which the gloo "
-            "backend (CPU) does not implement. On CPU use table_wise, column_wise, table_column_wise, "
-            "data_parallel or auto."
-        )
-
-    dense = cfg.model.get("dense_arch_layer_sizes")
+def _check_arch(cfg: Any) -> None:
+    m = cfg.model
+    dense = m.get("dense_arch_layer_sizes")
     if dense is not None:
         if len(dense) == 0 or any(not isinstance(x, int) or x <= 0 for x in dense):
             raise ConfigError(f"model.dense_arch_layer_sizes must be a non-empty list of positive ints, got {list(dense)}")
-        if cfg.model.name == "dlrm" and dense[-1] != cfg.model.embedding_dim:
+        if dense[-1] != m.embedding_dim:
+            why = ("the dot interaction needs the dense arch's last layer to equal the embedding dim"
+                   if m.name == "dlrm" else
+                   "DCN stacks the dense output with the embeddings, so they must be equally wide")
             raise ConfigError(
-                f"model.dense_arch_layer_sizes ends in {dense[-1]} but model.embedding_dim is "
-                f"{cfg.model.embedding_dim}: the dot interaction needs the dense arch's last layer to equal "
-                f"the embedding dim. Set its last entry to {cfg.model.embedding_dim} (or null to derive it)."
+                f"model.dense_arch_layer_sizes ends in {dense[-1]} but model.embedding_dim is {m.embedding_dim}: "
+                f"{why}. Set its last entry to {m.embedding_dim} (or null to derive it)."
             )
-        if cfg.model.name == "dcn" and dense[-1] != cfg.model.embedding_dim:
-            raise ConfigError(
-                f"model.dense_arch_layer_sizes ends in {dense[-1]} but model.embedding_dim is "
-                f"{cfg.model.embedding_dim}: DCN stacks the dense output with the embeddings, so they must be "
-                f"equally wide. Set its last entry to {cfg.model.embedding_dim}."
-            )
-    over = cfg.model.get("over_arch_layer_sizes")
+    over = m.get("over_arch_layer_sizes")
     if over is not None and (len(over) == 0 or over[-1] != 1):
         raise ConfigError(f"model.over_arch_layer_sizes must end in 1 (one logit), got {list(over)}")
 
+
+def _check_sizes(cfg: Any, world_size: int) -> None:
     batch = cfg.trainer.batch_size
     n_train = cfg.data.num_train_samples
     if batch % world_size:
@@ -101,15 +218,48 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
         raise ConfigError(f"data.num_train_samples={n_train} must be divisible by the world size {world_size}")
     if cfg.data.num_eval_samples % world_size:
         raise ConfigError(f"data.num_eval_samples={cfg.data.num_eval_samples} must be divisible by the world size {world_size}")
-    if cfg.data.name == "synthetic":
-        if n_train > cfg.data.eval_offset:
-            raise ConfigError(
-                f"data.num_train_samples={n_train} overlaps the eval set, which starts at sample "
-                f"data.eval_offset={cfg.data.eval_offset}: raise data.eval_offset or train on fewer samples."
-            )
-        for f, c in enumerate(cfg.data.cardinalities):
-            if not isinstance(c, int) or c <= 0:
-                raise ConfigError(f"data.cardinalities[{f}]={c!r} must be a positive integer")
-        _positive_int(cfg, "data.teacher_dim")
-        if not 0 < cfg.data.base_ctr < 1:
-            raise ConfigError(f"data.base_ctr={cfg.data.base_ctr} must lie strictly between 0 and 1")
+
+
+def validate(cfg: Any, world_size: int, device_type: str) -> None:
+    """Raise ConfigError on the first problem; `device_type` is 'cpu' or 'cuda'.
+
+    The option names come from the implementations that serve them, so loading those
+    registries imports torch and torchrec: validation runs where training will.
+    """
+    from dlrm.data import DATA_SOURCES
+    from dlrm.model import MODEL_NAMES
+    from dlrm.sharding import DENSE_OPTIMIZERS, EMBEDDING_OPTIMIZERS, SHARDING_TYPES
+
+    for key in ("model.embedding_dim", "model.mlp_width", "model.mlp_depth", "data.num_train_samples",
+                "data.num_eval_samples", "trainer.batch_size", "trainer.eval_batch_size",
+                "trainer.log_every_samples"):
+        _positive_int(cfg, key)
+    for key in ("model.dense_arch_width", "model.over_arch_width", "trainer.eval_every_samples",
+                "trainer.checkpoint_every_samples", "trainer.num_threads"):
+        _positive_int(cfg, key, allow_none=True)
+    _non_negative_int(cfg, "trainer.lr_warmup_samples")
+    _non_negative_int(cfg, "trainer.prefetch_batches")
+    for key in ("trainer.embedding_lr", "trainer.dense_lr"):
+        _positive_float(cfg, key)
+    _positive_float(cfg, "trainer.checkpoint_every_minutes", allow_none=True)
+    if cfg.model.embedding_dim % 4:
+        raise ConfigError(
+            f"model.embedding_dim={cfg.model.embedding_dim} is not a multiple of 4: FBGEMM's table-batched "
+            f"embedding kernels (which TorchRec shards into) need embedding dims divisible by 4. Use 4, 8, 12, ..."
+        )
+    _one_of(cfg.model.name, "model.name", MODEL_NAMES)
+    _one_of(cfg.sharding.type, "sharding.type", SHARDING_TYPES)
+    _one_of(cfg.trainer.embedding_optimizer, "trainer.embedding_optimizer", tuple(EMBEDDING_OPTIMIZERS))
+    _one_of(cfg.trainer.dense_optimizer, "trainer.dense_optimizer", tuple(DENSE_OPTIMIZERS))
+    _one_of(cfg.data.name, "data.name", tuple(DATA_SOURCES))
+    _one_of(cfg.trainer.device, "trainer.device", ("cpu", "cuda"))
+    _one_of(cfg.trainer.progress_bar, "trainer.progress_bar", ("auto", True, False))
+    if cfg.sharding.type == "row_wise" and device_type != "cuda":
+        raise ConfigError(
+            "sharding.type=row_wise needs a GPU: its backward uses reduce_scatter, which the gloo "
+            "backend (CPU) does not implement. On CPU use table_wise, column_wise, table_column_wise, "
+            "data_parallel or auto."
+        )
+    _check_arch(cfg)
+    _check_sizes(cfg, world_size)
+    DATA_SOURCES[cfg.data.name].validate(cfg.data)

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.distributed as dist
@@ -13,6 +14,7 @@ class DistInfo:
     rank: int
     world_size: int
     local_rank: int
+    local_world_size: int
     device: torch.device
 
     @property
@@ -24,30 +26,57 @@ def under_torchrun() -> bool:
     return "TORCHELASTIC_RUN_ID" in os.environ or ("RANK" in os.environ and "WORLD_SIZE" in os.environ)
 
 
+def backend_for(device_type: str) -> str:
+    """gloo on CPU.  On GPU, NCCL for CUDA tensors *and* gloo for CPU ones: the harness's
+    small control collectives (checkpoint agreement, the divergence flag, object broadcast)
+    carry CPU tensors, which an NCCL-only group refuses."""
+    return "cpu:gloo,cuda:nccl" if device_type == "cuda" else "gloo"
+
+
 def init(device_type: str) -> DistInfo:
     """Initialise (once per process) and describe the process group.
 
     A single process gets an in-memory gloo group of size 1, so the same
     DistributedModelParallel code path serves 1 and N ranks.  Under torchrun the group
-    comes from the environment: gloo on CPU, NCCL on GPU.
+    comes from the environment.
     """
     if device_type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("trainer.device=cuda but no CUDA device is visible: use trainer.device=cpu")
-    if not dist.is_initialized():
-        backend = "nccl" if device_type == "cuda" else "gloo"
-        if under_torchrun():
-            dist.init_process_group(backend=backend)
-        else:
-            dist.init_process_group(backend=backend, store=dist.HashStore(), rank=0, world_size=1)
     local_rank = int(os.environ.get("LOCAL_RANK", 0))
     if device_type == "cuda":
-        torch.cuda.set_device(local_rank)
+        torch.cuda.set_device(local_rank)  # before the group: NCCL binds each rank to its device
         device = torch.device("cuda", local_rank)
     else:
         device = torch.device("cpu")
-    return DistInfo(rank=dist.get_rank(), world_size=dist.get_world_size(), local_rank=local_rank, device=device)
+    if not dist.is_initialized():
+        if under_torchrun():
+            dist.init_process_group(backend=backend_for(device_type))
+        else:
+            dist.init_process_group(backend=backend_for(device_type), store=dist.HashStore(), rank=0, world_size=1)
+    world_size = dist.get_world_size()
+    return DistInfo(rank=dist.get_rank(), world_size=world_size, local_rank=local_rank,
+                    local_world_size=int(os.environ.get("LOCAL_WORLD_SIZE", world_size)), device=device)
 
 
 def world_size_hint() -> int:
     """The world size before the group exists (for validating the config first)."""
     return int(os.environ.get("WORLD_SIZE", 1)) if under_torchrun() else 1
+
+
+def broadcast_object(obj: Any, info: DistInfo) -> Any:
+    """Rank 0's `obj` on every rank (pickled over the CPU backend)."""
+    if info.world_size == 1:
+        return obj
+    box = [obj]
+    dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
+    return box[0]
+
+
+def agree(flags: list[bool], info: DistInfo) -> list[bool]:
+    """Each flag true on every rank when it is true on any rank: one all-reduce (MAX) of a
+    small CPU tensor, carried by gloo (also in the cpu:gloo,cuda:nccl group)."""
+    if info.world_size == 1:
+        return [bool(f) for f in flags]
+    t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32)
+    dist.all_reduce(t, op=dist.ReduceOp.MAX)
+    return [bool(v) for v in t.tolist()]

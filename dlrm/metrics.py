@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.distributed as dist
 from torchrec.metrics.auc import compute_auc
 from torchrec.metrics.calibration import compute_calibration
 from torchrec.metrics.ne import compute_cross_entropy, compute_ne
@@ -38,3 +39,23 @@ def eval_metrics(probabilities: torch.Tensor, labels: torch.Tensor) -> dict[str,
         "eval_calibration": float(compute_calibration(p.sum(), y.sum())),
         "eval_ctr": float(pos / n),
     }
+
+
+def evaluate(model, batches: list, info) -> dict[str, float]:
+    """Eval metrics of `model` on this rank's eval batches, gathered over every rank."""
+    model.eval()
+    probs, labels = [], []
+    with torch.no_grad():
+        for batch in batches:
+            _, (_, logits, y) = model(batch)
+            probs.append(torch.sigmoid(logits.float()))
+            labels.append(y.float())
+    model.train()
+    p, y = torch.cat(probs), torch.cat(labels)
+    if info.world_size > 1:  # every rank holds an equal share: gather them all (on the device: NCCL-safe)
+        gathered_p = [torch.empty_like(p) for _ in range(info.world_size)]
+        gathered_y = [torch.empty_like(y) for _ in range(info.world_size)]
+        dist.all_gather(gathered_p, p)
+        dist.all_gather(gathered_y, y)
+        p, y = torch.cat(gathered_p), torch.cat(gathered_y)
+    return eval_metrics(p.cpu(), y.cpu())

@@ -66,7 +66,10 @@ def layer_sizes(embedding_dim: int, mlp_width: int, mlp_depth: int) -> tuple[lis
 
 
 def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_features: int) -> ModelShape:
-    derived_dense, derived_over = layer_sizes(model_cfg.embedding_dim, model_cfg.mlp_width, model_cfg.mlp_depth)
+    dense_width = model_cfg.get("dense_arch_width") or model_cfg.mlp_width
+    over_width = model_cfg.get("over_arch_width") or model_cfg.mlp_width
+    derived_dense = layer_sizes(model_cfg.embedding_dim, dense_width, model_cfg.mlp_depth)[0]
+    derived_over = layer_sizes(model_cfg.embedding_dim, over_width, model_cfg.mlp_depth)[1]
     dense = model_cfg.get("dense_arch_layer_sizes") or derived_dense
     over = model_cfg.get("over_arch_layer_sizes") or derived_over
     return ModelShape(
@@ -79,6 +82,13 @@ def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_feature
         dcn_num_layers=int(model_cfg.get("dcn_num_layers", 3)),
         dcn_low_rank_dim=int(model_cfg.get("dcn_low_rank_dim", 16)),
     )
+
+
+def hidden_width(layer_sizes: Sequence[int]) -> Optional[int]:
+    """The width of an arch's hidden layers (all but the output layer) when they share one,
+    else their widest; None without a hidden layer."""
+    hidden = list(layer_sizes[:-1])
+    return max(hidden) if hidden else None
 
 
 def _mlp_params(n_in: int, sizes: Sequence[int]) -> int:

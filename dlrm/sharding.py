@@ -19,13 +19,18 @@ from torchrec.optim.optimizers import in_backward_optimizer_filter
 
 from dlrm.distributed import DistInfo
 
-_EMBEDDING_OPTIMIZERS = {
+# The options of trainer.embedding_optimizer / trainer.dense_optimizer / sharding.type.
+EMBEDDING_OPTIMIZERS = {
     "rowwise_adagrad": trec_optim.RowWiseAdagrad,
     "adagrad": torch.optim.Adagrad,
     "sgd": torch.optim.SGD,
     "adam": torch.optim.Adam,
 }
-_DENSE_OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+DENSE_OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+# auto: the planner chooses; the others are TorchRec's ShardingType values that DMP serves.
+SHARDING_TYPES = ("auto", *(t.value for t in (ShardingType.TABLE_WISE, ShardingType.COLUMN_WISE,
+                                             ShardingType.TABLE_COLUMN_WISE, ShardingType.DATA_PARALLEL,
+                                             ShardingType.ROW_WISE)))
 # Optimizers whose update is invariant to a constant scale of the gradient (up to eps).
 _SCALE_INVARIANT = {"rowwise_adagrad", "adagrad", "adam"}
 
@@ -71,7 +76,7 @@ def shard(model: torch.nn.Module, trainer_cfg: Any, sharding_type: str, info: Di
     emb_kwargs: dict[str, Any] = {"lr": embedding_lr(name, trainer_cfg.embedding_lr, info.world_size, sharding_type)}
     if name in ("rowwise_adagrad", "adagrad"):
         emb_kwargs["eps"] = 1e-8
-    apply_optimizer_in_backward(_EMBEDDING_OPTIMIZERS[name], model.model.sparse_arch.parameters(), emb_kwargs)
+    apply_optimizer_in_backward(EMBEDDING_OPTIMIZERS[name], model.model.sparse_arch.parameters(), emb_kwargs)
     plan = plan_sharding(model, info, sharding_type, trainer_cfg.batch_size // info.world_size, table_names)
     dmp = DistributedModelParallel(
         module=model,
@@ -83,7 +88,7 @@ def shard(model: torch.nn.Module, trainer_cfg: Any, sharding_type: str, info: Di
         # all-reduce over a group of one.
         init_data_parallel=not (info.world_size == 1 and "data_parallel" not in sharding_types_used(plan)),
     )
-    dense_cls = _DENSE_OPTIMIZERS[trainer_cfg.dense_optimizer]
+    dense_cls = DENSE_OPTIMIZERS[trainer_cfg.dense_optimizer]
     dense_optimizer = KeyedOptimizerWrapper(
         dict(in_backward_optimizer_filter(dmp.named_parameters())),
         lambda params: dense_cls(params, lr=trainer_cfg.dense_lr),

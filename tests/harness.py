@@ -19,13 +19,9 @@ warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 def compose(overrides: list[str], with_hydra: bool = False):
     """The real config tree composed with `overrides` (and its `hydra` node if asked)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from runner.compose import compose as runner_compose
 
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides, return_hydra_config=with_hydra)
+    return runner_compose(overrides, with_hydra=with_hydra)
 
 
 def compose_hydra(overrides: list[str]):
@@ -35,7 +31,7 @@ def compose_hydra(overrides: list[str]):
 
 def run_job(overrides: list[str], run_dir: Path) -> dict:
     """One job through the task's own launch path, in this process; returns its summary."""
-    from dlrm.train import launch
+    from runner.job import launch
 
     cfg = compose(FAST + overrides)
     status = launch(cfg, Path(run_dir))

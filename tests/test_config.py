@@ -37,7 +37,6 @@ BAD = [
     (["sharding=row_wise"], "gloo backend"),
     (["data.num_train_samples=256", "trainer.batch_size=512"], "smaller than one global batch"),
     (["data.num_train_samples=4096", "data.eval_offset=1024"], "overlaps the eval set"),
-    (["model.embedding_dim=abc"], "model.embedding_dim must be a positive integer"),
 ]
 
 
@@ -45,6 +44,64 @@ BAD = [
 def test_bad_config_is_refused_with_a_message(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
         validate(compose(overrides), 1, "cpu")
+
+
+TYPE_ERRORS = [
+    ("model.embedding_dim=abc", "could not be converted to Integer", "model.embedding_dim"),
+    ("trainer.batch_size=[1,2]", "", "trainer.batch_size"),
+    ("trainer.dense_lr=fast", "could not be converted to Float", "trainer.dense_lr"),
+    ("data.cardinalities=7", "", "data.cardinalities"),
+]
+
+
+@pytest.mark.parametrize("override,message,key", TYPE_ERRORS, ids=[t[0] for t in TYPE_ERRORS])
+def test_wrong_type_fails_at_composition_with_hydras_message(override, message, key):
+    """The schemas (dlrm/config.py) type every knob: Hydra refuses a wrong type itself."""
+    from hydra.errors import ConfigCompositionException
+
+    with pytest.raises(ConfigCompositionException) as info:
+        compose([override])
+    text = f"{info.value} {info.value.__cause__}"
+    assert message in text and key in text
+
+
+@pytest.mark.parametrize("override", ["model.no_such_key=1", "trainer.debug_nan_at_step=3", "data.teacher_dim=8"])
+def test_unknown_key_fails_at_composition(override):
+    """trainer.debug_nan_at_step moved to the debug group; Criteo has no teacher."""
+    from hydra.errors import ConfigCompositionException
+
+    extra = ["data=criteo_kaggle"] if override.startswith("data.") else []
+    with pytest.raises(ConfigCompositionException, match="Could not override"):
+        compose(extra + [override])
+
+
+def test_a_mistyped_sweep_name_is_refused_and_the_sweeps_are_listed(tmp_path):
+    proc = cli(["sweep=dem", f"out_root={tmp_path}"], cwd=tmp_path, timeout=120)
+    assert proc.returncode != 0
+    out = proc.stderr + proc.stdout
+    assert "Could not find 'sweep/dem'" in out
+    for name in ("demo", "data", "embedding_dim", "paper"):
+        assert f"\t{name}\n" in out
+    assert not list(tmp_path.rglob("summary.json"))  # nothing trained
+
+
+def test_schemas_and_yaml_agree_on_every_key():
+    """Each option file sets every field of its group's schema: values live in configs/ only."""
+    from dataclasses import fields
+
+    from omegaconf import MISSING, OmegaConf
+
+    from dlrm.config import GROUP_SCHEMAS
+
+    for path in GROUP_FILES:
+        group = path.parent.name
+        if group not in GROUP_SCHEMAS:
+            continue
+        node = compose([f"{group}={path.stem}"])[group]
+        schema_fields = {f.name for schema in GROUP_SCHEMAS[group].values() for f in fields(schema)}
+        assert set(node.keys()) <= schema_fields, path
+        missing = [k for k in node.keys() if OmegaConf.is_missing(node, k)]
+        assert not missing, f"{path}: no value for {missing}"
 
 
 def test_global_batch_not_divisible_by_world_size():
@@ -61,8 +118,9 @@ def test_bad_config_in_a_job_records_failure_and_never_completion(tmp_path):
 
 
 @pytest.mark.parametrize("override,message", [
-    ("model.no_such_key=1", "Key 'no_such_key' is not in struct"),
-    ("trainer.batch_size=[1,2]", ""),  # a list where an int belongs
+    ("model.no_such_key=1", "Key 'no_such_key' not in 'ModelConfig'"),
+    ("trainer.batch_size=[1,2]", "trainer.batch_size"),  # a list where an int belongs
+    ("model.embedding_dim=abc", "Value 'abc' of type 'str' could not be converted to Integer"),
 ])
 def test_unknown_key_and_wrong_type_from_the_command_line(tmp_path, override, message):
     proc = cli([override, f"out_root={tmp_path}"], cwd=tmp_path, timeout=120)

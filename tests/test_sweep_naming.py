@@ -1,4 +1,4 @@
-"""Run names (sweeps/naming.py): stable, short, safe directory names from a run's overrides,
+"""Run names (runner/naming.py): stable, short, safe directory names from a run's overrides,
 and the config diff that decides whether a run dir may be resumed.  Pure functions: fast."""
 from __future__ import annotations
 
@@ -6,20 +6,13 @@ import pytest
 from omegaconf import OmegaConf
 
 from harness import compose
-from sweeps.naming import RESULT_NEUTRAL_KEYS, result_relevant_diff, run_name
+from runner.naming import RESULT_NEUTRAL_KEYS, result_relevant_diff, run_name
 
 
 def _dirname(overrides: list[str]) -> str:
     """The run dir name Hydra gives a job with these overrides (the config's own hydra.run.dir)."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from harness import CONFIGS
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        cfg = hydra_compose("config", overrides=overrides, return_hydra_config=True)
-        return cfg.hydra.run.dir.rsplit("/", 1)[-1]
+    cfg = compose(overrides, with_hydra=True)
+    return cfg.hydra.run.dir.rsplit("/", 1)[-1]
 
 
 # --- run_name ---------------------------------------------------------------------------------
@@ -72,7 +65,20 @@ def test_unsafe_characters_give_one_safe_path_component(dirname):
 
 
 def test_unsafe_characters_through_hydra():
-    assert _dirname(["+data.path='/data/x y'"]) == "data.path=__data_x_y_"
+    assert _dirname(["trainer.device='/data/x y'"]) == "trainer.device=__data_x_y_"
+
+
+def test_hydras_exclude_keys_are_the_result_neutral_keys():
+    """One list: every result-neutral key (and each field of a neutral group) is left out of
+    run names, and nothing else is."""
+    from runner.naming import override_exclude_keys
+
+    keys = set(compose([], with_hydra=True).hydra.job.config.override_dirname.exclude_keys)
+    assert keys == set(override_exclude_keys())
+    assert set(RESULT_NEUTRAL_KEYS) <= keys and "launcher.nproc_per_node" in keys
+    assert _dirname(["data=criteo_kaggle", "data.path=/somewhere/else"]) == "data=criteo_kaggle"
+    assert all(k.split(".")[0] in {"out_root", "sweep_name", "retry_failed", "launcher", "trainer", "data",
+                                   "sweep", "hydra", "hydra/launcher"} for k in keys)
 
 
 def test_list_values_stay_whole_and_distinct():
@@ -127,7 +133,7 @@ def test_result_neutral_keys_are_ignored():
                "launcher=torchrun", "trainer.log_every_samples=4096", "trainer.progress_bar=false",
                "trainer.eval_batch_size=1024", "trainer.num_threads=1", "trainer.prefetch_batches=2")
     assert result_relevant_diff(old, new) == []
-    assert {"out_root", "sweep_name", "retry_failed", "launcher"} <= RESULT_NEUTRAL_KEYS
+    assert {"out_root", "sweep_name", "retry_failed", "launcher"} <= set(RESULT_NEUTRAL_KEYS)
 
 
 def test_resolved_values_are_compared_not_interpolations():

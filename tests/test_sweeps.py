@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*an autograd kernel was not reg
 TINY = ["data.num_eval_samples=4096", "trainer.log_every_samples=1000000000"]
 PREFIX = "data.num_eval_samples=4096,"  # every run name of these sweeps starts with this override
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "env.json")
-TABLE_RUN_WIDTH = 48  # sweeps/report.format_table's run column
+TABLE_RUN_WIDTH = 48  # runner/report.format_table's run column
 TRAINING_LINE = re.compile(r"step \d+ +\d+/\d+ samples")  # the loop's progress line: a run really trained
 
 
@@ -198,7 +198,7 @@ def test_a_failing_job_is_recorded_and_retried_only_with_retry_failed(tmp_path):
 
 
 def test_table_rows_tell_every_run_apart():
-    from sweeps.report import format_table
+    from runner.report import format_table
 
     rows = [{"run": f"data.num_eval_samples=4096,n=1024,d=4,w=8,trainer.embedding_lr={lr}", "status": "completed"}
             for lr in ("0.01", "0.05")]
@@ -209,7 +209,7 @@ def test_table_rows_tell_every_run_apart():
 # --- the grids sweeper and named sweeps ----------------------------------------------------------
 
 def test_expand_is_the_union_of_grids_with_each_point_once():
-    from sweeps.grids import expand
+    from runner.grids import expand
 
     jobs = expand({}, [{"n": "1,2", "d": "4"}, {"n": "2", "d": "4,8"}], [])
     assert jobs == [["n=1", "d=4"], ["n=2", "d=4"], ["n=2", "d=8"]]  # n=2,d=4 is shared: one job
@@ -220,7 +220,7 @@ def test_expand_is_the_union_of_grids_with_each_point_once():
 
 
 def test_expand_precedence_is_command_line_then_grid_then_params():
-    from sweeps.grids import expand
+    from runner.grids import expand
 
     params = {"a": "1", "b": "1,2", "c": "1"}
     grids = [{"b": "3,4", "c": "x"}, {"c": "y"}, {"b": "3", "c": "x"}]
@@ -233,13 +233,9 @@ def test_expand_precedence_is_command_line_then_grid_then_params():
 
 
 def _compose_sweep(overrides: list[str]):
-    from hydra import compose as hydra_compose, initialize_config_dir
+    from runner.compose import compose
 
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=overrides, return_hydra_config=True)
+    return compose(overrides, with_hydra=True)
 
 
 def _values(run_dir: Path) -> dict:
@@ -247,8 +243,8 @@ def _values(run_dir: Path) -> dict:
 
 
 def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
-    from sweeps.grids import expand
-    from sweeps.report import expected_run_dirs
+    from runner.grids import expand
+    from runner.report import expected_run_dirs
 
     cfg = _compose_sweep(["sweep=demo", f"out_root={tmp_path}"])
     sweeper = cfg.hydra.sweeper
@@ -277,7 +273,7 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
     """sweep=demo with the data axis pinned on the command line: 22 points collapse to 8 tiny jobs."""
-    from sweeps.report import expected_run_dirs
+    from runner.report import expected_run_dirs
 
     args = ["sweep=demo", "data.num_train_samples=1024", *TINY, f"out_root={tmp_path / 'runs'}"]
     proc = cli(args, cwd=tmp_path, timeout=300)  # no -m: the sweep file sets hydra.mode=MULTIRUN
@@ -328,7 +324,7 @@ def test_torchrun_launcher_trains_a_sweep_job_on_two_gloo_ranks(torchrun_sweep):
     assert set(s["tables_per_rank"]) == {"0", "1"}
     cfg = OmegaConf.load(run_dir / "config.yaml")  # the frozen config the ranks read
     assert cfg.launcher.nproc_per_node == 2 and cfg.sharding.type == "table_wise"
-    assert "starting 2 ranks" in proc.stdout and "-m dlrm.worker" in proc.stdout
+    assert "starting 2 ranks" in proc.stdout and "-m runner.worker" in proc.stdout
     assert f"sweep {run_dir.parent}: 1 completed" in proc.stdout
 
 
@@ -352,7 +348,7 @@ def _tiny_cfg(*overrides: str):
 
 
 def test_run_lock_is_exclusive_and_released():
-    from dlrm.runlock import RunLock, RunLocked
+    from runner.lock import RunLock, RunLocked
 
     import tempfile
 
@@ -366,12 +362,12 @@ def test_run_lock_is_exclusive_and_released():
 
 
 def test_a_run_being_trained_elsewhere_is_skipped_with_a_clear_message(tmp_path, caplog):
-    from dlrm.train import launch
+    from runner.job import launch
 
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import sys\nfrom pathlib import Path\nfrom dlrm.runlock import RunLock\n"
+        [sys.executable, "-c", "import sys\nfrom pathlib import Path\nfrom runner.lock import RunLock\n"
          "with RunLock(Path(sys.argv[1])):\n    print('held', flush=True)\n    sys.stdin.read()\n", str(run_dir)],
         cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -391,26 +387,25 @@ def test_a_run_being_trained_elsewhere_is_skipped_with_a_clear_message(tmp_path,
 
 
 def test_sweep_exit_code_counts_a_locked_run_as_not_done():
-    from sweeps import report
+    from runner.report import Outcomes
 
-    saved = dict(report._statuses)
-    try:
-        report._statuses.clear()
-        report.record_status(Path("a"), "completed")
-        report.record_status(Path("b"), "skipped")
-        assert report.exit_code() == 0
-        report.record_status(Path("c"), "locked")
-        assert report.exit_code() == 1
-    finally:
-        report._statuses.clear()
-        report._statuses.update(saved)
+    outcomes = Outcomes()
+    outcomes.record(Path("a"), "completed")
+    outcomes.record(Path("b"), "skipped")
+    assert outcomes.exit_code() == 0
+    outcomes.record(Path("c"), "locked")
+    assert outcomes.exit_code() == 1
 
 
 # --- resuming a run dir of another config ------------------------------------------------------
 
 def test_resuming_a_run_dir_of_a_different_config_is_refused(tmp_path):
     from dlrm.config import ConfigError
-    from dlrm.train import freeze_config, launch
+    from runner.job import decide, launch, prepare
+
+    def freeze_config(cfg, run_dir):  # what a relaunch does under the lock before training
+        decide(cfg, run_dir)  # raises for a run dir of another config
+        prepare(cfg, run_dir, 1)
 
     run_dir = tmp_path / "run"
     assert launch(_tiny_cfg("model.mlp_width=8"), run_dir) == "completed"

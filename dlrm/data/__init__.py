@@ -1,14 +1,49 @@
-"""Data sets: each is a `DataSource` (source.py) built from the `data` config group."""
+"""Data sets: each is a `DataSource` (source.py) built from the `data` config group.
+
+`DATA_SOURCES` maps `data.name` to how to build and check it; the implementations are
+imported only when a source is built, so the registry itself is cheap to import.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Callable
 
 
-def make_source(data_cfg, seed: int):
+@dataclass(frozen=True)
+class DataSet:
+    build: Callable[[Any, int], Any]  # (data config, run seed) -> DataSource
+    validate: Callable[[Any], None]  # raise ConfigError before any work starts
+
+
+def _build_synthetic(data_cfg: Any, seed: int):
+    from dlrm.data.synthetic import world_from_config
+
+    return world_from_config(data_cfg, seed)
+
+
+def _validate_synthetic(data_cfg: Any) -> None:
+    from dlrm.data.synthetic import validate_config
+
+    validate_config(data_cfg)
+
+
+def _build_criteo(data_cfg: Any, seed: int):
+    from dlrm.data.criteo import CriteoSource
+
+    return CriteoSource.from_config(data_cfg)
+
+
+def _no_checks(data_cfg: Any) -> None:
+    """Criteo's path and sizes are checked when the source opens the files, before training."""
+
+
+DATA_SOURCES: dict[str, DataSet] = {
+    "synthetic": DataSet(_build_synthetic, _validate_synthetic),
+    "criteo_kaggle": DataSet(_build_criteo, _no_checks),
+    "criteo_1tb": DataSet(_build_criteo, _no_checks),
+}
+
+
+def make_source(data_cfg: Any, seed: int):
     """The DataSource of the `data` config group."""
-    if data_cfg.name == "synthetic":
-        from dlrm.data.synthetic import world_from_config
-
-        return world_from_config(data_cfg, seed)
-    if data_cfg.name in ("criteo_kaggle", "criteo_1tb"):
-        from dlrm.data.criteo import CriteoSource
-
-        return CriteoSource.from_config(data_cfg)
-    raise ValueError(f"unknown data.name {data_cfg.name!r}")
+    return DATA_SOURCES[data_cfg.name].build(data_cfg, seed)

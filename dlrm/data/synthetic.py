@@ -230,6 +230,24 @@ class SyntheticWorld:
         return self._eval_floor[1]
 
 
+def validate_config(data_cfg) -> None:
+    """The world's own checks (dlrm.config.validate calls them before any work starts)."""
+    from dlrm.config import ConfigError
+
+    if data_cfg.num_train_samples > data_cfg.eval_offset:
+        raise ConfigError(
+            f"data.num_train_samples={data_cfg.num_train_samples} overlaps the eval set, which starts at sample "
+            f"data.eval_offset={data_cfg.eval_offset}: raise data.eval_offset or train on fewer samples."
+        )
+    for f, c in enumerate(data_cfg.cardinalities):
+        if not isinstance(c, int) or c <= 0:
+            raise ConfigError(f"data.cardinalities[{f}]={c!r} must be a positive integer")
+    if not isinstance(data_cfg.teacher_dim, int) or data_cfg.teacher_dim <= 0:
+        raise ConfigError(f"data.teacher_dim must be a positive integer, got {data_cfg.teacher_dim!r}")
+    if not 0 < data_cfg.base_ctr < 1:
+        raise ConfigError(f"data.base_ctr={data_cfg.base_ctr} must lie strictly between 0 and 1")
+
+
 def world_from_config(data_cfg, seed: int) -> SyntheticWorld:
     """The world of the `data` config group (configs/data/synthetic.yaml).
 

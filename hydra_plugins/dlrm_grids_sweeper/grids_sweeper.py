@@ -1,7 +1,7 @@
-"""A Hydra sweeper over a union of grids: `hydra/sweeper=grids` (see sweeps/grids.py).
+"""A Hydra sweeper over a union of grids: `hydra/sweeper=grids` (see runner/grids.py).
 
 Hydra only instantiates sweepers that live in the `hydra_plugins` namespace package,
-hence this small module; the expansion itself is `sweeps.grids.expand`.
+hence this small module; the expansion itself is `runner.grids.expand`.
 """
 
 from dataclasses import dataclass, field
@@ -10,7 +10,7 @@ from typing import Any, Dict, List, Optional
 from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra.core.config_store import ConfigStore
 
-from sweeps.grids import expand
+from runner.grids import expand
 
 
 @dataclass

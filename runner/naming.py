@@ -1,6 +1,7 @@
 """Run names: stable, readable, derived from the overrides that define the run.
 
-`hydra.sweep.subdir` (and `hydra.run.dir`) are `${run_name:${hydra.job.override_dirname}}`:
+`hydra.sweep.subdir` (and `hydra.run.dir`) are `${run_name:${hydra.job.override_dirname}}`
+(the resolver is registered by runner/compose.py):
 Hydra's override_dirname lists the job's overrides sorted by key (e.g.
 `data.num_train_samples=8192,model.embedding_dim=4`); this resolver shortens the
 well-known keys and makes the result a safe directory name.  The same overrides give the
@@ -18,16 +19,23 @@ _SHORT = {
     "model.embedding_dim": "d",
     "model.mlp_width": "w",
     "model.mlp_depth": "depth",
+    "model.dense_arch_width": "bottom",
+    "model.over_arch_width": "top",
     "model": "model",
     "seed": "seed",
 }
 _MAX_NAME = 200
-# Keys that do not change a run's result: a run dir may be resumed under other values.
-RESULT_NEUTRAL_KEYS = {
+# Config keys that do not change a run's result (a key covers everything under it): they
+# stay out of run names, and a run dir may be resumed under other values of them.  The one
+# list: Hydra's exclude_keys derive from it (override_exclude_keys).
+RESULT_NEUTRAL_KEYS = (
     "out_root", "sweep_name", "retry_failed", "launcher", "trainer.progress_bar", "trainer.log_every_samples",
     "trainer.checkpoint_every_samples", "trainer.checkpoint_every_minutes", "trainer.prefetch_batches",
     "trainer.tensorboard", "trainer.num_threads", "trainer.eval_batch_size", "data.path",
-}
+)
+# Overrides that are not config values but choices of how to launch: group choices and the
+# Hydra launcher.
+_LAUNCH_OVERRIDES = ("sweep", "hydra.launcher", "hydra/launcher")
 
 
 def run_name(override_dirname: str) -> str:
@@ -47,9 +55,24 @@ def run_name(override_dirname: str) -> str:
     return name
 
 
-def register_resolvers() -> None:
-    if not OmegaConf.has_resolver("run_name"):
-        OmegaConf.register_new_resolver("run_name", run_name)
+def override_exclude_keys() -> list[str]:
+    """Hydra's `override_dirname.exclude_keys`: the result-neutral keys as overrides name them.
+
+    exclude_keys match override keys exactly, so a neutral group (`launcher`) is listed with
+    every field of its schema (`launcher.nproc_per_node`)."""
+    from dataclasses import fields
+
+    from dlrm.config import GROUP_SCHEMAS
+
+    keys = list(RESULT_NEUTRAL_KEYS) + list(_LAUNCH_OVERRIDES)
+    for group, schemas in GROUP_SCHEMAS.items():
+        if group in RESULT_NEUTRAL_KEYS:
+            keys += [f"{group}.{f.name}" for schema in schemas.values() for f in fields(schema)]
+    return sorted(set(keys))
+
+
+def _is_neutral(key: str) -> bool:
+    return any(key == k or key.startswith(k + ".") for k in RESULT_NEUTRAL_KEYS)
 
 
 def _flatten(cfg, prefix: str = "") -> dict:
@@ -69,7 +92,9 @@ def result_relevant_diff(old: DictConfig, new: DictConfig) -> list[str]:
     a, b = _flatten(old), _flatten(new)
     diffs = []
     for key in sorted(set(a) | set(b)):
-        if key in RESULT_NEUTRAL_KEYS or key.split(".")[0] in RESULT_NEUTRAL_KEYS:
+        # A knob that a config written before it existed lacks, and that is null (off) in
+        # the other, changes nothing: runs of older versions still resume.
+        if _is_neutral(key) or a.get(key) is None and b.get(key) is None:
             continue
         if a.get(key, "<absent>") != b.get(key, "<absent>"):
             diffs.append(f"{key}: {a.get(key, '<absent>')} -> {b.get(key, '<absent>')}")

@@ -10,7 +10,8 @@ import fcntl
 import os
 from pathlib import Path
 
-LOCK_FILE = ".lock"
+from rundir import LOCK_FILE
+
 
 
 class RunLocked(RuntimeError):

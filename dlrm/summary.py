@@ -1,0 +1,57 @@
+"""summary.json of a completed run: every field of the contract (rundir/contract.py)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import rundir
+from dlrm.model import flops_per_sample, hidden_width, param_counts
+from dlrm.schedule import LR_SCHEDULE, LR_SCHEDULE_DEPENDS_ON_N
+from dlrm.sharding import sharding_types_used, tables_per_rank
+
+
+def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
+    """`t` is the run's loop.Trainable; `bookkeeping` the loop's counts and timings."""
+    shape, source, tcfg = t.shape, t.source, cfg.trainer
+    num_train = int(cfg.data.num_train_samples)
+    fps = flops_per_sample(shape)
+    dense_width = hidden_width(shape.dense_arch_layer_sizes)
+    over_width = hidden_width(shape.over_arch_layer_sizes)
+    summary = {
+        "rundir_version": rundir.RUNDIR_VERSION,
+        "run_name": run_dir.name,
+        "seed": int(cfg.seed),
+        "model": shape.name,
+        "embedding_dim": shape.embedding_dim,
+        "dense_arch_layer_sizes": list(shape.dense_arch_layer_sizes),
+        "over_arch_layer_sizes": list(shape.over_arch_layer_sizes),
+        "dense_arch_width": dense_width,
+        "over_arch_width": over_width,
+        "mlp_width": dense_width if dense_width == over_width else None,
+        "mlp_depth": int(cfg.model.mlp_depth),
+        "data": cfg.data.name,
+        "data_id": getattr(source, "data_id", None),
+        "num_train_samples": num_train,
+        "num_eval_samples": int(source.num_eval_samples),
+        "batch_size": int(tcfg.batch_size),
+        "embedding_optimizer": tcfg.embedding_optimizer,
+        "embedding_lr": float(tcfg.embedding_lr),
+        "dense_optimizer": tcfg.dense_optimizer,
+        "dense_lr": float(tcfg.dense_lr),
+        "lr_warmup_samples": int(tcfg.lr_warmup_samples),
+        "lr_schedule": LR_SCHEDULE,
+        "intermediate_evals_usable": not LR_SCHEDULE_DEPENDS_ON_N,
+        **param_counts(shape),
+        "flops_per_sample": fps,
+        "train_flops": fps * num_train,
+        **final_eval,
+        "bayes_logloss": source.bayes_logloss,
+        "bayes_ne": source.bayes_ne,
+        "oracle_ne": source.oracle_ne(shape) if hasattr(source, "oracle_ne") else None,
+        "world_size": t.info.world_size,
+        "sharding_type": cfg.sharding.type,
+        "sharding_types_used": sharding_types_used(t.plan),
+        "tables_per_rank": {str(r): len(v) for r, v in sorted(tables_per_rank(t.plan).items())},
+        **bookkeeping,
+    }
+    return summary

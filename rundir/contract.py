@@ -1,0 +1,130 @@
+"""The run directory: every file, status and summary field, named once (docs/RUNDIR.md).
+
+Training writes a run dir, the app reads its status to skip or resume, the analysis reads
+its summary and eval points.  All three import these names from here, and this package
+needs nothing but the standard library, so the analysis never loads torch or `dlrm`.
+"""
+from __future__ import annotations
+
+from enum import Enum
+
+# ------------------------------------------------------------------------------ files
+CONFIG_FILE = "config.yaml"  # the fully resolved config, written once at the start
+METRICS_FILE = "metrics.jsonl"  # one JSON object per train-log or eval point, appended and flushed
+SUMMARY_FILE = "summary.json"  # written last and atomically: its status says how the run ended
+ENV_FILE = "env.json"  # versions, git commit, device, world size, host
+CHECKPOINT_DIR = "checkpoint"  # what a restart needs; removed once the summary says completed
+LOCK_FILE = ".lock"  # held by the one process that trains the run dir
+# A directory holding any of these is a run dir (a sweep root holds only run dirs).
+RUN_MARKERS = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
+
+# The version of this contract a summary was written under; summaries without the field
+# are version 1 (before the field existed) and still analyse.
+RUNDIR_VERSION = 2
+
+
+class Status(str, Enum):
+    """How a job ended.  The first four are written to summary.json; the last three are
+    the launcher's own outcomes for a job it did not train, and are never written."""
+
+    COMPLETED = "completed"  # a data point
+    FAILED = "failed"  # an exception (the summary has `error` and `traceback`)
+    DIVERGED = "diverged"  # a non-finite loss or final eval (`diverged_step`)
+    INTERRUPTED = "interrupted"  # preempted: checkpointed, to be resumed by a relaunch
+    SKIPPED = "skipped"  # completed before with the same config: nothing to do
+    LOCKED = "locked"  # another process is training this run dir right now
+    CONFLICT = "conflict"  # the run dir holds a run of another config: left untouched
+
+    def __str__(self) -> str:
+        return self.value
+
+    __hash__ = str.__hash__  # hash like the string it equals, so {"completed"} holds Status.COMPLETED
+
+
+# Written into summary.json; the others are the launcher's outcomes only.
+SUMMARY_STATUSES = (Status.COMPLETED, Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)
+LAUNCHER_OUTCOMES = (Status.SKIPPED, Status.LOCKED, Status.CONFLICT)
+# A relaunch retries these only when asked (retry_failed=true).
+FAILED_STATUSES = (Status.FAILED, Status.DIVERGED)
+# A sweep whose jobs end in one of these did not do all its work: it exits non-zero.
+NOT_DONE_STATUSES = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED, Status.LOCKED, Status.CONFLICT)
+
+# ----------------------------------------------------------------------- summary.json
+# Every field a completed run's summary holds, with its meaning.  docs/RUNDIR.md lists the
+# same fields (a test holds the two equal), and the training loop writes exactly these.
+SUMMARY_FIELDS: dict[str, str] = {
+    # identity
+    "rundir_version": "the version of this contract the run was written under",
+    "status": "completed | failed | diverged | interrupted",
+    "run_name": "the run dir's name (stable: built from the swept values)",
+    "seed": "the run's seed: model initialisation and the order of the training stream",
+    # the model: every scaling scheme's own axis
+    "model": "architecture: dlrm (dot interaction) or dcn (DLRM_DCN)",
+    "embedding_dim": "embedding dimension of every table",
+    "dense_arch_layer_sizes": "the bottom MLP (dense arch), a list of layer widths",
+    "over_arch_layer_sizes": "the top MLP (over arch), a list of layer widths ending in 1",
+    "dense_arch_width": "the bottom MLP's hidden width (null without a hidden layer)",
+    "over_arch_width": "the top MLP's hidden width (null without a hidden layer)",
+    "mlp_width": "the width both MLPs share when they are scaled together (null when they differ)",
+    "mlp_depth": "layers per MLP",
+    # the data
+    "data": "data set name: synthetic, synthetic_saturating, criteo_kaggle, criteo_1tb",
+    "data_id": "identity of the data: a hash of the world's spec, or of the preprocessed metadata",
+    "num_train_samples": "data size N: one pass over the first N samples of the run's stream",
+    "num_eval_samples": "size of the fixed eval set shared by every run on this data",
+    # optimisation: runs that differ here are never pooled as seeds of one point
+    "batch_size": "global batch size",
+    "embedding_optimizer": "the fused embedding optimizer",
+    "embedding_lr": "its learning rate",
+    "dense_optimizer": "the dense (MLP) optimizer",
+    "dense_lr": "its learning rate",
+    "lr_warmup_samples": "linear warm-up of both learning rates, in samples",
+    "lr_schedule": "the schedule after warm-up (constant: independent of N)",
+    "intermediate_evals_usable": "true when an eval at n samples equals the final eval of an n-sample run",
+    # size and cost
+    "params_embedding": "embedding parameters",
+    "params_dense": "dense (MLP and interaction) parameters",
+    "params_total": "params_embedding + params_dense",
+    "flops_per_sample": "dense forward + backward FLOPs of one training sample",
+    "train_flops": "flops_per_sample x num_train_samples",
+    # results on the eval set
+    "eval_logloss": "mean log loss (nats)",
+    "eval_ne": "normalized entropy: log loss / entropy of the eval set's CTR",
+    "eval_ne_stderr": "standard error of eval_ne from the eval set's size",
+    "eval_auc": "ROC AUC",
+    "eval_calibration": "predicted clicks / actual clicks",
+    "eval_ctr": "the eval set's click-through rate",
+    "train_loss_last": "training loss of the last step",
+    # the known truth (null for real data)
+    "bayes_logloss": "log loss of the Bayes-optimal predictor on the eval set",
+    "bayes_ne": "NE of the Bayes-optimal predictor: no model goes below it",
+    "oracle_ne": "the best NE a model of this size reaches with unlimited data (capacity limit)",
+    # distributed
+    "world_size": "number of ranks",
+    "sharding_type": "the configured sharding type",
+    "sharding_types_used": "the sharding types the planner's plan uses",
+    "tables_per_rank": "how many tables (or shards) each rank holds",
+    # timing and bookkeeping
+    "steps": "optimizer steps taken",
+    "wall_seconds": "the job's wall time, set-up included",
+    "setup_seconds": "from the start of training to its first step",
+    "train_seconds": "time in the training loop, evals left out (all resumes together)",
+    "eval_seconds": "time in the evals of the last process (intermediate and final)",
+    "train_samples_per_second": "num_train_samples / train_seconds",
+    "resumed_from_samples": "samples seen at the last resume (0: never resumed)",
+    "checkpoints_written": "checkpoints written by the last process",
+    "checkpoint_seconds": "time they took",
+}
+# Fields a summary that did not complete holds as well: what went wrong, and where.
+FAILURE_FIELDS: dict[str, str] = {
+    "error": "the exception or the reason, one line",
+    "traceback": "the Python traceback of a failed run",
+    "diverged_step": "the step whose loss (or final eval) was not finite",
+    "diverged_samples_seen": "samples seen at that step",
+}
+
+# ---------------------------------------------------------------------- metrics.jsonl
+# Each line is one JSON object with `kind` (absent before version 2: an eval point is one
+# with eval_ne), `step` and `samples_seen`.
+POINT_TRAIN = "train"  # + train_loss, lr, samples_per_second
+POINT_EVAL = "eval"  # + every eval_* field of the summary, and `final` (true for the last)

@@ -1,0 +1,44 @@
+"""Hydra's view of the config: the typed schemas in the ConfigStore, the resolvers the
+config tree uses, and `compose` for code that needs the config without a command line
+(tests, benchmarks).  `register()` is idempotent and runs on import of the app."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Sequence
+
+from hydra.core.config_store import ConfigStore
+from omegaconf import OmegaConf
+
+from dlrm.config import GROUP_SCHEMAS, Config
+from runner import naming
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+_registered = False
+
+
+def register() -> None:
+    """Schemas: `schema` (the root) and `<group>/schema*`, which each option's YAML file
+    names first in its defaults list; resolvers: run_name, result_neutral_override_keys."""
+    global _registered
+    if _registered:
+        return
+    cs = ConfigStore.instance()
+    cs.store(name="schema", node=Config, provider="dlrm-scaling")
+    for group, schemas in GROUP_SCHEMAS.items():
+        for name, node in schemas.items():
+            cs.store(group=group, name=name, node=node, provider="dlrm-scaling")
+    if not OmegaConf.has_resolver("run_name"):
+        OmegaConf.register_new_resolver("run_name", naming.run_name)
+    if not OmegaConf.has_resolver("result_neutral_override_keys"):
+        OmegaConf.register_new_resolver("result_neutral_override_keys", naming.override_exclude_keys)
+    _registered = True
+
+
+def compose(overrides: Sequence[str] = (), with_hydra: bool = False):
+    """The config tree composed with `overrides`, as `python -m dlrm.train` composes it
+    (with its `hydra` node when asked: launcher, sweeper, run dirs)."""
+    from hydra import compose as hydra_compose, initialize_config_dir
+
+    register()
+    with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
