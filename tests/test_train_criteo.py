@@ -5,7 +5,7 @@ import random
 
 from harness import run_job
 
-from dlrm.data import criteo_preprocess
+from dlrm.data.criteo.preprocess import preprocess
 
 
 def _criteo_line(rng: random.Random) -> str:
@@ -20,7 +20,7 @@ def test_training_on_preprocessed_kaggle_files(tmp_path):
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     (raw / "train.txt").write_text("".join(_criteo_line(rng) for _ in range(7 * 1400)))
-    criteo_preprocess.preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=[997] * 26, workers=1)
+    preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=[997] * 26, workers=1)
     result = run_job(["data=criteo_kaggle", f"data.path={out}", "data.num_train_samples=4096",
                       "data.num_eval_samples=512", "model.embedding_dim=4", "model.mlp_width=16"], tmp_path / "run")
     s = result["summary"]

@@ -8,8 +8,10 @@ synthetic world (`dlrm.data.synthetic`) and the Criteo click logs
 """
 from __future__ import annotations
 
+import hashlib
+import json
 from dataclasses import dataclass
-from typing import Optional, Protocol
+from typing import Any, Optional, Protocol
 
 import numpy as np
 
@@ -41,3 +43,10 @@ class DataSource(Protocol):
 
     def eval_arrays(self, start: int, stop: int) -> Arrays:
         """Samples [start, stop) of the eval set, 0 <= start < stop <= num_eval_samples."""
+
+
+def data_id(kind: str, spec: Any) -> str:
+    """A short, stable identity of a data set and its eval set: `kind` plus a hash of the
+    canonical JSON of what defines it.  Runs with different ids are never one series."""
+    text = json.dumps(spec, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(text.encode()).hexdigest()[:16]}"

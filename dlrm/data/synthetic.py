@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import ndtri
 
 from dlrm.data import hashing
-from dlrm.data.source import Arrays
+from dlrm.data.source import Arrays, data_id
 
 # Stream numbers: each purpose draws from its own independent stream of the seed.
 _STREAM_SPARSE = 1_000  # + feature
@@ -105,6 +105,13 @@ class SyntheticWorld:
         self._dense_product_weight = w[-1] * spec.dense_scale / math.sqrt(spec.num_dense_features + 1)
         self._tables: dict[int, Optional[np.ndarray]] = {}  # feature -> memo of the hashes (_teacher_table)
         self._max_ids = np.array(self.cardinalities, dtype=np.int64) - 1
+
+    @cached_property
+    def data_id(self) -> str:
+        """The world (every field of its spec) and its eval set."""
+        spec = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in self.spec.__dict__.items()
+                if k != "teacher_table_max_entries"}  # a memory bound, not part of the world
+        return data_id("synthetic", spec)
 
     # ---------------------------------------------------------------- features
     def _zipf_ids(self, u: np.ndarray) -> np.ndarray:

@@ -96,6 +96,18 @@ def load_day(out_dir: str, day: int):
     return d, s, lab
 
 
+def check_day(out_dir, day: int, lines: list[str], sizes=None) -> None:
+    """The preprocessed day equals the reference parse of its lines, in TorchRec's layout."""
+    d, s, lab = load_day(str(out_dir), day)
+    rd, rs, rl = reference(lines, sizes or SIZES)
+    assert d.dtype == np.float32 and d.shape == (len(lines), 13)
+    assert s.dtype == np.int32 and s.shape == (len(lines), 26)
+    assert lab.dtype == np.int32 and lab.shape == (len(lines), 1)  # TorchRec's layout
+    np.testing.assert_array_equal(lab[:, 0], rl)
+    np.testing.assert_array_equal(s, rs)
+    np.testing.assert_allclose(d, rd, rtol=1e-7, atol=0)
+
+
 def kaggle_split(n: int, days: int = 7) -> list[int]:
     """The 7-way split of the DLRM reference, written out independently."""
     base = n // days
@@ -106,4 +118,4 @@ def kaggle_split(n: int, days: int = 7) -> list[int]:
 def criteo():
     return SimpleNamespace(SIZES=SIZES, make_lines=make_lines, write_tsv=write_tsv, reference=reference,
                            reference_threshold=reference_threshold, load_day=load_day,
-                           kaggle_split=kaggle_split)
+                           check_day=check_day, kaggle_split=kaggle_split)

@@ -8,21 +8,14 @@ import time
 import numpy as np
 import pytest
 
-from dlrm.data import criteo_preprocess as cp
-from dlrm.data.criteo import main as criteo_main
+from dlrm.data.criteo import format as fmt
+from dlrm.data.criteo import parse, pool, reader
+from dlrm.data.criteo.cli import main as criteo_main
+from dlrm.data.criteo.errors import CriteoPreprocessError, MalformedLineError
+from dlrm.data.criteo.preprocess import preprocess
+from dlrm.data.criteo.resume import read_marker
 
 MATCH = dict(rtol=0, atol=0)
-
-
-def _check_day(criteo, out, day, lines, sizes=None):
-    d, s, lab = criteo.load_day(out, day)
-    rd, rs, rl = criteo.reference(lines, sizes or criteo.SIZES)
-    assert d.dtype == np.float32 and d.shape == (len(lines), 13)
-    assert s.dtype == np.int32 and s.shape == (len(lines), 26)
-    assert lab.dtype == np.int32 and lab.shape == (len(lines), 1)  # TorchRec's layout
-    np.testing.assert_array_equal(lab[:, 0], rl)
-    np.testing.assert_array_equal(s, rs)
-    np.testing.assert_allclose(d, rd, rtol=1e-7, atol=0)
 
 
 def test_1tb_layout_all_24_days_gzip_and_plain_matches_reference(tmp_path, criteo):
@@ -36,10 +29,10 @@ def test_1tb_layout_all_24_days_gzip_and_plain_matches_reference(tmp_path, crite
         name = f"day_{d}.gz" if d % 2 else f"day_{d}"
         criteo.write_tsv(str(raw / name), lines, gz=bool(d % 2) or d == 4, trailing_newline=d != 23)
         per_day[d] = lines
-    meta = cp.preprocess(str(raw), str(out), "1tb", num_embeddings_per_feature=criteo.SIZES, workers=2,
+    meta = preprocess(str(raw), str(out), "1tb", num_embeddings_per_feature=criteo.SIZES, workers=2,
                          chunk_lines=3)
     for d in range(24):
-        _check_day(criteo, str(out), d, per_day[d])
+        criteo.check_day(str(out), d, per_day[d])
         assert (out / f"day_{d}.done").exists()
     assert meta["train_days"] == list(range(23)) and meta["eval_day"] == 23
     assert meta["num_train_rows"] == sum(len(per_day[d]) for d in range(23))
@@ -53,19 +46,19 @@ def test_1tb_layout_all_24_days_gzip_and_plain_matches_reference(tmp_path, crite
 def test_kaggle_layout_split_into_7_days_matches_reference(tmp_path, criteo, monkeypatch, gz):
     # Checkpoints every 4 lines, so day starts are found by seeking to a checkpoint and
     # skipping lines (the path that a 45M-line train.txt takes with 65536).
-    monkeypatch.setattr(cp, "CHECKPOINT_LINES", 4)
+    monkeypatch.setattr(reader, "CHECKPOINT_LINES", 4)
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     lines = criteo.make_lines(7 * 9 + 4, seed=1)
     criteo.write_tsv(str(raw / ("train.txt.gz" if gz else "train.txt")), lines, gz=gz)
-    meta = cp.preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=criteo.SIZES, workers=1,
+    meta = preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=criteo.SIZES, workers=1,
                          chunk_lines=5)
     counts = criteo.kaggle_split(len(lines))
     assert counts == [10, 10, 10, 10, 9, 9, 9]
     assert [meta["rows_per_day"][str(d)] for d in range(7)] == counts
     start = 0
     for d, n in enumerate(counts):
-        _check_day(criteo, str(out), d, lines[start : start + n])
+        criteo.check_day(str(out), d, lines[start : start + n])
         start += n
     assert meta["train_days"] == [0, 1, 2, 3, 4, 5] and meta["eval_day"] == 6
     assert meta["num_eval_rows"] == 5 and meta["num_test_rows"] == 4
@@ -77,10 +70,10 @@ def test_crlf_line_ends_and_default_sizes(tmp_path, criteo):
     lines = criteo.make_lines(30, seed=2)
     criteo.write_tsv(str(raw / "day_0"), lines[:20], crlf=True)
     criteo.write_tsv(str(raw / "day_1"), lines[20:])
-    cp.preprocess(str(raw), str(out), "1tb", days=[0, 1])
-    sizes = cp.DEFAULT_NUM_EMBEDDINGS["1tb"]
-    _check_day(criteo, str(out), 0, lines[:20], sizes)
-    _check_day(criteo, str(out), 1, lines[20:], sizes)
+    preprocess(str(raw), str(out), "1tb", days=[0, 1])
+    sizes = fmt.DEFAULT_NUM_EMBEDDINGS["1tb"]
+    criteo.check_day(str(out), 0, lines[:20], sizes)
+    criteo.check_day(str(out), 1, lines[20:], sizes)
 
 
 def test_frequency_threshold_matches_reference(tmp_path, criteo):
@@ -91,7 +84,7 @@ def test_frequency_threshold_matches_reference(tmp_path, criteo):
         criteo.write_tsv(str(raw / f"day_{d}"), lines)
     threshold = 3
     sizes = [min(s, 5000) for s in criteo.SIZES]  # the counts take sum(sizes) bytes
-    meta = cp.preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=sizes,
+    meta = preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=sizes,
                          frequency_threshold=threshold, workers=2)
     refs = [criteo.reference(lines, sizes)[1] for lines in days]
     expected = criteo.reference_threshold(np.concatenate(refs[:2]), refs, threshold)  # counts: train days only
@@ -104,27 +97,27 @@ def test_frequency_threshold_matches_reference(tmp_path, criteo):
     assert (expected[0][:, 3] != 0).any() and (expected[0] != refs[0]).any()
     # a rerun finds everything done and changes nothing (the remap is not applied twice)
     before = {p.name: p.stat().st_mtime_ns for p in out.glob("day_*_sparse.npy")}
-    cp.preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=sizes,
+    preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=sizes,
                   frequency_threshold=threshold)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("day_*_sparse.npy")} == before
-    with pytest.raises(cp.CriteoPreprocessError, match="sum of the table sizes"):
-        cp.preprocess(str(raw), str(tmp_path / "out2"), "1tb", days=[0, 1, 2], frequency_threshold=2,
+    with pytest.raises(CriteoPreprocessError, match="sum of the table sizes"):
+        preprocess(str(raw), str(tmp_path / "out2"), "1tb", days=[0, 1, 2], frequency_threshold=2,
                       num_embeddings_per_feature=[2**31] * 26)
 
 
 def test_torchrec_reads_the_output(tmp_path, criteo):
     torchrec_criteo = pytest.importorskip("torchrec.datasets.criteo")
     # our constants are TorchRec's
-    assert cp.INT_FEATURE_COUNT == torchrec_criteo.INT_FEATURE_COUNT
-    assert cp.CAT_FEATURE_COUNT == torchrec_criteo.CAT_FEATURE_COUNT
-    assert cp.DEFAULT_INT_NAMES == torchrec_criteo.DEFAULT_INT_NAMES
-    assert cp.DEFAULT_CAT_NAMES == torchrec_criteo.DEFAULT_CAT_NAMES
+    assert fmt.INT_FEATURE_COUNT == torchrec_criteo.INT_FEATURE_COUNT
+    assert fmt.CAT_FEATURE_COUNT == torchrec_criteo.CAT_FEATURE_COUNT
+    assert fmt.DEFAULT_INT_NAMES == torchrec_criteo.DEFAULT_INT_NAMES
+    assert fmt.DEFAULT_CAT_NAMES == torchrec_criteo.DEFAULT_CAT_NAMES
     raw, out = tmp_path / "raw", tmp_path / "out"
     raw.mkdir()
     days = [criteo.make_lines(n, seed=20 + n) for n in (13, 8, 9)]
     for d, lines in enumerate(days):
         criteo.write_tsv(str(raw / f"day_{d}"), lines)
-    cp.preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=criteo.SIZES)
+    preprocess(str(raw), str(out), "1tb", days=[0, 1, 2], num_embeddings_per_feature=criteo.SIZES)
     t = str(out / "day_{}_{}.npy")
     train = torchrec_criteo.InMemoryBinaryCriteoIterDataPipe(
         "train", [t.format(d, "dense") for d in (0, 1)], [t.format(d, "sparse") for d in (0, 1)],
@@ -157,7 +150,7 @@ def _three_days(tmp_path, criteo):
 
 def test_resume_skips_finished_days_and_redoes_partial_ones(tmp_path, criteo):
     raw, out, days, kw = _three_days(tmp_path, criteo)
-    cp.preprocess(str(raw), str(out), "1tb", **kw)
+    preprocess(str(raw), str(out), "1tb", **kw)
     # Simulate a run killed late: day 0 finished; day 1 killed mid-write (a partial temp
     # file, no final files); day 2 killed after renaming its arrays but before its marker.
     old = time.time() - 3600
@@ -170,18 +163,18 @@ def test_resume_skips_finished_days_and_redoes_partial_ones(tmp_path, criteo):
     (out / "day_1_dense.npy.tmp.12345").write_bytes(b"\x93NUMPY partial garbage")
     (out / "day_2.done").unlink()
     (out / "metadata.json").unlink()
-    meta = cp.preprocess(str(raw), str(out), "1tb", **kw)
+    meta = preprocess(str(raw), str(out), "1tb", **kw)
     assert {p.name: p.stat().st_mtime_ns for p in out.glob("day_0*")} == day0_mtimes  # skipped
     assert (out / "day_2_dense.npy").stat().st_mtime > old + 1800  # redone: no marker, not finished
     assert not list(out.glob("*.tmp*"))
     for d in range(3):
-        _check_day(criteo, str(out), d, days[d])
+        criteo.check_day(str(out), d, days[d])
     assert meta["rows_per_day"] == {"0": 30, "1": 30, "2": 30}
 
 
 def test_killed_run_leaves_nothing_that_looks_finished(tmp_path, criteo, monkeypatch):
     raw, out, days, kw = _three_days(tmp_path, criteo)
-    real_parse = cp.parse_chunk
+    real_parse = parse.parse_chunk
     calls = {"n": 0}
 
     def dying_parse(*a, **k):  # day 0 completes; the process "dies" in day 1's third chunk
@@ -190,22 +183,22 @@ def test_killed_run_leaves_nothing_that_looks_finished(tmp_path, criteo, monkeyp
             raise KeyboardInterrupt
         return real_parse(*a, **k)
 
-    monkeypatch.setattr(cp, "parse_chunk", dying_parse)
+    monkeypatch.setattr(parse, "parse_chunk", dying_parse)
     with pytest.raises(KeyboardInterrupt):
-        cp.preprocess(str(raw), str(out), "1tb", chunk_lines=5, **kw)  # 6 chunks a day
-    assert cp.read_marker(str(out), 0) is not None
-    assert cp.read_marker(str(out), 1) is None and cp.read_marker(str(out), 2) is None
+        preprocess(str(raw), str(out), "1tb", chunk_lines=5, **kw)  # 6 chunks a day
+    assert read_marker(str(out), 0) is not None
+    assert read_marker(str(out), 1) is None and read_marker(str(out), 2) is None
     assert not (out / "day_1_dense.npy").exists() and not (out / "day_1.done").exists()
     assert not (out / "metadata.json").exists()
     assert not list(out.glob("*.tmp*"))  # the partial output (temp names) was removed on the way out
-    from dlrm.data.criteo import CriteoDataNotFoundError, CriteoSource
+    from dlrm.data.criteo.source import CriteoDataNotFoundError, CriteoSource
 
     with pytest.raises(CriteoDataNotFoundError, match="resume"):
         CriteoSource(str(out), "criteo_1tb")
-    monkeypatch.setattr(cp, "parse_chunk", real_parse)
-    cp.preprocess(str(raw), str(out), "1tb", chunk_lines=5, **kw)
+    monkeypatch.setattr(parse, "parse_chunk", real_parse)
+    preprocess(str(raw), str(out), "1tb", chunk_lines=5, **kw)
     for d in range(3):
-        _check_day(criteo, str(out), d, days[d])
+        criteo.check_day(str(out), d, days[d])
 
 
 def test_sigkilled_run_resumes(tmp_path, criteo):
@@ -232,33 +225,33 @@ def test_sigkilled_run_resumes(tmp_path, criteo):
     proc.wait()
     time.sleep(0.2)  # the workers die with the main process (PR_SET_PDEATHSIG)
     assert not (out / "metadata.json").exists()
-    finished = [d for d in range(4) if cp.read_marker(str(out), d) is not None]
+    finished = [d for d in range(4) if read_marker(str(out), d) is not None]
     assert 1 <= len(finished) < 4
     for d in range(4):
         if d not in finished:  # nothing of an unfinished day has its final name and a marker
             assert not (out / f"day_{d}.done").exists()
-    cp.preprocess(str(raw), str(out), "1tb", days=[0, 1, 2, 3], num_embeddings_per_feature=criteo.SIZES)
+    preprocess(str(raw), str(out), "1tb", days=[0, 1, 2, 3], num_embeddings_per_feature=criteo.SIZES)
     assert not list(out.glob("*.tmp*"))
     for d in range(4):
-        _check_day(criteo, str(out), d, days[d])
+        criteo.check_day(str(out), d, days[d])
 
 
 def test_rerun_with_other_settings_is_refused(tmp_path, criteo):
     raw, out, days, kw = _three_days(tmp_path, criteo)
-    cp.preprocess(str(raw), str(out), "1tb", **kw)
+    preprocess(str(raw), str(out), "1tb", **kw)
     kw["num_embeddings_per_feature"] = [5] * 26
-    with pytest.raises(cp.CriteoPreprocessError, match="other settings"):
-        cp.preprocess(str(raw), str(out), "1tb", **kw)
+    with pytest.raises(CriteoPreprocessError, match="other settings"):
+        preprocess(str(raw), str(out), "1tb", **kw)
 
 
 def test_missing_raw_files_are_named(tmp_path, criteo):
     raw = tmp_path / "raw"
     raw.mkdir()
     criteo.write_tsv(str(raw / "day_0"), criteo.make_lines(3))
-    with pytest.raises(cp.CriteoPreprocessError, match=r"day_1, day_2.*criteo-1tb-click-logs"):
-        cp.preprocess(str(raw), str(tmp_path / "out"), "1tb")
-    with pytest.raises(cp.CriteoPreprocessError, match="train.txt"):
-        cp.preprocess(str(raw), str(tmp_path / "out2"), "kaggle")
+    with pytest.raises(CriteoPreprocessError, match=r"day_1, day_2.*criteo-1tb-click-logs"):
+        preprocess(str(raw), str(tmp_path / "out"), "1tb")
+    with pytest.raises(CriteoPreprocessError, match="train.txt"):
+        preprocess(str(raw), str(tmp_path / "out2"), "kaggle")
 
 
 # ------------------------------------------------------------------ malformed lines
@@ -291,19 +284,19 @@ def test_malformed_line_stops_with_file_line_and_field(tmp_path, criteo, case):
     lines[bad_at] = build(lines[bad_at].split("\t"))
     criteo.write_tsv(str(raw / "day_0"), lines[:10])
     path = criteo.write_tsv(str(raw / "day_1"), lines[10:])
-    with pytest.raises(cp.MalformedLineError, match=rf"{path}:{bad_at - 10 + 1}: malformed line: {pattern}") as e:
-        cp.preprocess(str(raw), str(out), "1tb", days=[0, 1], num_embeddings_per_feature=criteo.SIZES,
+    with pytest.raises(MalformedLineError, match=rf"{path}:{bad_at - 10 + 1}: malformed line: {pattern}") as e:
+        preprocess(str(raw), str(out), "1tb", days=[0, 1], num_embeddings_per_feature=criteo.SIZES,
                       chunk_lines=4)
     assert e.value.line == bad_at - 10 + 1 and e.value.path == path
     assert "--skip-bad-lines" in str(e.value)
     assert not (out / "day_1_dense.npy").exists() and not (out / "metadata.json").exists()
 
     # With skip_bad_lines the line is skipped, counted by kind and reported.
-    meta = cp.preprocess(str(raw), str(out), "1tb", days=[0, 1], num_embeddings_per_feature=criteo.SIZES,
+    meta = preprocess(str(raw), str(out), "1tb", days=[0, 1], num_embeddings_per_feature=criteo.SIZES,
                          chunk_lines=4, skip_bad_lines=True)
-    assert meta["bad_lines_skipped"] == {k: int(k == kind) for k in cp.BAD_KINDS}
+    assert meta["bad_lines_skipped"] == {k: int(k == kind) for k in parse.BAD_KINDS}
     good = lines[10:bad_at] + lines[bad_at + 1 :]
-    _check_day(criteo, str(out), 1, good)
+    criteo.check_day(str(out), 1, good)
     marker = json.loads((out / "day_1.done").read_text())
     assert marker["source_lines"] == 14 and marker["rows"] == 13
     assert marker["bad_line_examples"][0].startswith(f"{path}:{bad_at - 10 + 1}:")
@@ -334,13 +327,13 @@ def test_malformed_line_numbers_in_kaggle_train_txt_and_across_workers(tmp_path,
     meta = json.loads((out / "metadata.json").read_text())
     assert meta["bad_lines_skipped"] == {"field_count": 1, "label": 0, "dense": 0, "categorical": 1}
     assert meta["rows_per_day"] == {"0": 10, "1": 10, "2": 10, "3": 10, "4": 9, "5": 10, "6": 9}
-    _check_day(criteo, str(out), 6, lines[60:63] + lines[64:])
+    criteo.check_day(str(out), 6, lines[60:63] + lines[64:])
 
 
 def test_malformed_line_error_survives_pickling():
     import pickle
 
-    e = cp.MalformedLineError("f:3: malformed", "f", 3, "cat_1")
+    e = MalformedLineError("f:3: malformed", "f", 3, "cat_1")
     e2 = pickle.loads(pickle.dumps(e))
     assert (str(e2), e2.path, e2.line, e2.field) == (str(e), "f", 3, "cat_1")
 
@@ -365,8 +358,8 @@ def test_every_byte_value_in_a_categorical_is_classified_exactly(pos):
         field = bytearray(b"00000000")
         field[pos] = b
         lines.append(_line_bytes(cats=[b"1234abcd"] * 5 + [bytes(field)] + [b"ffffffff"] * 20))
-    buf = b" " * cp.PAD + b"\n".join(lines) + b"\n"
-    chunk = cp.parse_chunk(buf, sizes, np.int64)
+    buf = b" " * fmt.PAD + b"\n".join(lines) + b"\n"
+    chunk = parse.parse_chunk(buf, sizes, np.int64)
     bad = {b.index: b for b in chunk.bad}
     for i, b in enumerate(values):
         if b in hexdigits:
@@ -387,7 +380,7 @@ def test_every_byte_value_in_an_integer_feature_is_classified_exactly(width):
     for b in values:
         field = bytes([b]) + b"7" * (width - 1)  # first byte varies; "-" is valid there
         lines.append(_line_bytes(dense=[b"12"] * 3 + [field] + [b"0"] * 9))
-    chunk = cp.parse_chunk(b" " * cp.PAD + b"\n".join(lines) + b"\n", sizes)
+    chunk = parse.parse_chunk(b" " * fmt.PAD + b"\n".join(lines) + b"\n", sizes)
     bad = {b.index for b in chunk.bad}
     ok = [b for b in values if b in b"0123456789" or (b == ord("-") and width > 1)]
     assert bad == {i for i, b in enumerate(values) if b not in ok}
@@ -409,9 +402,9 @@ def test_fast_and_general_categorical_paths_agree(criteo):
         f[14:] = [c if len(c) in (0, 8) else c.rjust(8, b"0") for c in f[14:]]
         fixed.append(b"\t".join(f))
     fixed[7] = fixed[7].replace(fixed[7].split(b"\t")[20], b"0000zz00")
-    fast = cp.parse_chunk(b" " * cp.PAD + b"\n".join(fixed) + b"\n", sizes)
+    fast = parse.parse_chunk(b" " * fmt.PAD + b"\n".join(fixed) + b"\n", sizes)
     short = [*fixed, _line_bytes(cats=[b"abc"] * 26)]
-    general = cp.parse_chunk(b" " * cp.PAD + b"\n".join(short) + b"\n", sizes)
+    general = parse.parse_chunk(b" " * fmt.PAD + b"\n".join(short) + b"\n", sizes)
     assert [(b.index, b.field) for b in fast.bad] == [(b.index, b.field) for b in general.bad] == [(7, 20)]
     np.testing.assert_array_equal(general.sparse[:-1], fast.sparse)
     np.testing.assert_array_equal(general.sparse[-1], int("abc", 16) % sizes)
@@ -428,7 +421,25 @@ def _die_or_sleep(i):
 
 def test_a_worker_killed_by_the_os_is_an_error_not_a_hang():
     t = time.time()
-    with pytest.raises(cp.CriteoPreprocessError, match="worker process died"):
-        cp._run_tasks(_die_or_sleep, [(0,), (1,), (2,)], 2, "test", None)
+    with pytest.raises(CriteoPreprocessError, match="worker process died"):
+        pool.run_tasks(_die_or_sleep, [(0,), (1,), (2,)], 2, "test", None)
     assert time.time() - t < 30
-    assert cp._run_tasks(_die_or_sleep, [(0,), (2,)], 2, "test", None) == [0, 2]
+    assert pool.run_tasks(_die_or_sleep, [(0,), (2,)], 2, "test", None) == [0, 2]
+
+
+def test_command_line_exit_codes_and_a_light_package_import():
+    """`python -m dlrm.data.criteo`: 2 without a command or with an unknown one, 0 for --help;
+    importing the package (and even CriteoSource) imports no torch."""
+    import subprocess
+    import sys
+
+    repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+    run = lambda *a: subprocess.run([sys.executable, "-m", "dlrm.data.criteo", *a], cwd=repo,  # noqa: E731
+                                    capture_output=True, text=True)
+    assert run().returncode == 2
+    assert run("nonsense").returncode == 2
+    helped = run("preprocess", "--help")
+    assert helped.returncode == 0 and "--raw" in helped.stdout and "--skip-bad-lines" in helped.stdout
+    assert run("preprocess", "--raw", "x").returncode == 2  # --out and --dataset missing
+    probe = "import sys, dlrm.data.criteo as c; c.CriteoSource; assert 'torch' not in sys.modules"
+    assert subprocess.run([sys.executable, "-c", probe], cwd=repo).returncode == 0

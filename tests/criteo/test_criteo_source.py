@@ -7,8 +7,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from dlrm.data import criteo_preprocess as cp
-from dlrm.data.criteo import CriteoConfigError, CriteoDataNotFoundError, CriteoSource
+from dlrm.data.criteo import CriteoSource
+from dlrm.data.criteo.preprocess import preprocess
+from dlrm.data.criteo.source import CriteoConfigError, CriteoDataNotFoundError
 
 REPO = Path(__file__).resolve().parents[2]
 UID = 25  # cat_25 carries each line's index (see conftest.make_line), so rows are traceable
@@ -23,7 +24,7 @@ def kaggle_dir(tmp_path_factory, criteo):
     lines = criteo.make_lines(7 * 40 + 3, seed=7, uid_start=0)
     criteo.write_tsv(str(raw / "train.txt"), lines)
     sizes = [1000] * 25 + [2**31 - 1]  # cat_25 keeps the line index intact
-    cp.preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=sizes, workers=1, chunk_lines=64)
+    preprocess(str(raw), str(out), "kaggle", num_embeddings_per_feature=sizes, workers=1, chunk_lines=64)
     return out, lines, sizes
 
 
@@ -194,16 +195,11 @@ def test_config_files_have_defaults_and_drive_the_source(name, kaggle_dir, monke
 @pytest.mark.parametrize("name", ["criteo_kaggle", "criteo_1tb"])
 def test_root_config_composes_with_criteo_and_dispatches(name, kaggle_dir, monkeypatch):
     """`data=criteo_*` composes with the root config; dlrm.data.make_source builds a CriteoSource."""
-    if not (REPO / "configs" / "config.yaml").exists():
-        pytest.skip("no root config yet")
-    from hydra import compose, initialize_config_dir
-
     from dlrm.data import make_source
+    from runner.compose import compose
 
     out, _, _ = kaggle_dir
-    with initialize_config_dir(config_dir=str(REPO / "configs"), version_base="1.3"):
-        cfg = compose(config_name="config", overrides=[f"data={name}", f"data.path={out}",
-                                                       "data.num_train_samples=96", "data.num_eval_samples=16"])
+    cfg = compose([f"data={name}", f"data.path={out}", "data.num_train_samples=96", "data.num_eval_samples=16"])
     assert cfg.data.name == name
     if name == "criteo_kaggle":
         src = make_source(cfg.data, cfg.seed)

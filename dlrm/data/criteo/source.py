@@ -1,16 +1,4 @@
-"""Criteo click logs (Kaggle Display Advertising Challenge, Criteo 1TB) as a `DataSource`.
-
-Two steps (docs/CRITEO.md has the whole path from download to sweep):
-
-1. Preprocess the raw TSV once, streaming with bounded memory and resumable:
-
-       python -m dlrm.data.criteo preprocess --raw RAW_DIR --out OUT_DIR --dataset kaggle|1tb
-
-   (`dlrm/data/criteo_preprocess.py`: per-day `day_{d}_{dense,sparse,labels}.npy` in the
-   layout TorchRec's `InMemoryBinaryCriteoIterDataPipe` reads, plus `metadata.json`.)
-
-2. Train on it: `python -m dlrm.train data=criteo_kaggle data.path=OUT_DIR`;
-   `CriteoSource.from_config(cfg.data)` serves the samples.
+"""`CriteoSource`: a preprocessed Criteo directory (Kaggle or 1TB) as the training `DataSource`.
 
 The training stream is the training days (Kaggle: days 0-5 of the 7-way split of
 train.txt; 1TB: days 0-22) concatenated in time order, shuffled within consecutive
@@ -19,34 +7,24 @@ index).  So sample i is the same for every run, every data size and every rank, 
 size of N is the first N samples of that stream (one pass), and a rank reads only the
 rows of its own slice (memory-mapped).  The eval set is the first `num_eval_samples`
 rows of the held-out day's first half (TorchRec's "val" split), the same for every run.
+
+The directory comes from `python -m dlrm.data.criteo preprocess` (docs/CRITEO.md).
 """
 from __future__ import annotations
 
 import json
 import os
-import sys
 import threading
 from collections import OrderedDict
 from typing import Any, Mapping, Optional, Sequence
 
 import numpy as np
 
-from dlrm.data import criteo_preprocess as _pp
-from dlrm.data.criteo_preprocess import (  # noqa: F401  (re-exported)
-    CAT_FEATURE_COUNT,
-    DEFAULT_CAT_NAMES,
-    DEFAULT_INT_NAMES,
-    DEFAULT_NUM_EMBEDDINGS,
-    DOWNLOAD_URLS,
-    INT_FEATURE_COUNT,
-    METADATA_FILE,
-    CriteoPreprocessError,
-    MalformedLineError,
-    preprocess,
-)
-from dlrm.data.source import Arrays
+from dlrm.data.criteo.format import (CAT_FEATURE_COUNT, DATASETS, DOWNLOAD_URLS, FORMAT_VERSION, INT_FEATURE_COUNT,
+                                     METADATA_FILE, day_files, expected_files)
+from dlrm.data.criteo.npy import npy_rows
+from dlrm.data.source import Arrays, data_id
 
-DATASETS = {"criteo_kaggle": "kaggle", "criteo_1tb": "1tb"}
 DEFAULT_SHUFFLE_WINDOW = 1 << 20
 
 
@@ -67,16 +45,6 @@ def _how_to_obtain(dataset: str, path: str) -> str:
         f"    python -m dlrm.data.criteo preprocess --raw RAW_DIR --out {path} --dataset {dataset}\n"
         f"and point the config at it: data.path={path} (or set ${env})."
     )
-
-
-def expected_files(dataset: str, days: Optional[Sequence[int]] = None) -> list[str]:
-    """File names a complete preprocessed directory holds."""
-    if days is None:
-        days = range(_pp.KAGGLE_DAYS if dataset == "kaggle" else _pp.TB_DAYS)
-    names = [METADATA_FILE]
-    for d in days:
-        names += [f"day_{d}_dense.npy", f"day_{d}_sparse.npy", f"day_{d}_labels.npy", f"day_{d}.done"]
-    return names
 
 
 def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
@@ -101,6 +69,14 @@ def _as_int_list(value: Any) -> Optional[list[int]]:
     if isinstance(value, str):
         raise CriteoConfigError(f"num_embeddings_per_feature must be a list of {CAT_FEATURE_COUNT} ints, got {value!r}")
     return [int(v) for v in value]
+
+
+def _sample_count(key: str, value: Any, available: int, holds: str) -> int:
+    """`data.<key>` (None: all `available`), refused beyond what the directory `holds`."""
+    n = available if value is None else int(value)
+    if not 0 < n <= available:
+        raise CriteoConfigError(f"data.{key}={value} but {holds}")
+    return n
 
 
 class CriteoSource:
@@ -142,20 +118,12 @@ class CriteoSource:
         self._modulo = (np.asarray(self.cardinalities, np.int64)
                         if any(c < s for c, s in zip(self.cardinalities, stored)) else None)
 
-        if num_train_samples is None:
-            num_train_samples = self.max_train_samples
-        if not 0 < int(num_train_samples) <= self.max_train_samples:
-            raise CriteoConfigError(
-                f"data.num_train_samples={num_train_samples} but {self.path} holds "
-                f"{self.max_train_samples:,} training samples (days {self.train_days[0]}..{self.train_days[-1]})")
-        self.num_train_samples = int(num_train_samples)
-        if num_eval_samples is None:
-            num_eval_samples = self.num_eval_available
-        if not 0 < int(num_eval_samples) <= self.num_eval_available:
-            raise CriteoConfigError(
-                f"data.num_eval_samples={num_eval_samples} but the eval split of {self.path} (first half "
-                f"of day {self.eval_day}) holds {self.num_eval_available:,} samples")
-        self.num_eval_samples = int(num_eval_samples)
+        self.num_train_samples = _sample_count(
+            "num_train_samples", num_train_samples, self.max_train_samples, f"{self.path} holds "
+            f"{self.max_train_samples:,} training samples (days {self.train_days[0]}..{self.train_days[-1]})")
+        self.num_eval_samples = _sample_count(
+            "num_eval_samples", num_eval_samples, self.num_eval_available, f"the eval split of {self.path} "
+            f"(first half of day {self.eval_day}) holds {self.num_eval_available:,} samples")
         if int(shuffle_window) < 0:
             raise CriteoConfigError(f"data.shuffle_window must be >= 0 (0 = no shuffle), got {shuffle_window}")
         self.shuffle_window = int(shuffle_window)
@@ -163,6 +131,14 @@ class CriteoSource:
         self._arrays: dict[int, tuple[np.ndarray, np.ndarray, np.ndarray]] = {}
         self._perm_cache: "OrderedDict[int, np.ndarray]" = OrderedDict()
         self._lock = threading.Lock()  # the training loop may prefetch from a background thread
+
+    @property
+    def data_id(self) -> str:
+        """The preprocessed data (its metadata.json: days, rows, sizes, threshold), the table
+        sizes, the shuffle and the eval set: what makes two runs' NE comparable."""
+        return data_id(f"criteo_{self.dataset}", {
+            "metadata": self.metadata, "cardinalities": self.cardinalities,
+            "shuffle": [self.shuffle_window, self.shuffle_seed], "num_eval_samples": self.num_eval_samples})
 
     # ------------------------------------------------------------ construction
 
@@ -208,15 +184,15 @@ class CriteoSource:
         if meta.get("dataset") != dataset:
             raise CriteoConfigError(f"{path} holds preprocessed Criteo {meta.get('dataset')!r} data, "
                                     f"but the config asks for {dataset!r}")
-        if meta.get("format_version") != _pp.FORMAT_VERSION:
+        if meta.get("format_version") != FORMAT_VERSION:
             raise CriteoConfigError(f"{path} was preprocessed with format version {meta.get('format_version')}, "
-                                    f"this code reads version {_pp.FORMAT_VERSION}; preprocess again")
+                                    f"this code reads version {FORMAT_VERSION}; preprocess again")
         missing, wrong = [], []
         for d in meta["days"]:
-            for part, p in _pp.day_files(path, int(d)).items():
+            for part, p in day_files(path, int(d)).items():
                 if not os.path.exists(p):
                     missing.append(os.path.basename(p))
-                elif _pp.npy_rows(p) != int(meta["rows_per_day"][str(d)]):
+                elif npy_rows(p) != int(meta["rows_per_day"][str(d)]):
                     wrong.append(os.path.basename(p))
         if missing or wrong:
             raise CriteoDataNotFoundError(
@@ -275,7 +251,7 @@ class CriteoSource:
         with self._lock:
             arrs = self._arrays.get(day)
             if arrs is None:
-                files = _pp.day_files(self.path, day)
+                files = day_files(self.path, day)
                 arrs = tuple(np.load(files[p], mmap_mode="r") for p in ("dense", "sparse", "labels"))
                 self._arrays[day] = arrs
             return arrs
@@ -321,28 +297,3 @@ class CriteoSource:
     def __repr__(self) -> str:
         return (f"CriteoSource({self.dataset}, {self.path}, train={self.num_train_samples:,}/"
                 f"{self.max_train_samples:,}, eval={self.num_eval_samples:,}, window={self.shuffle_window})")
-
-
-# ---------------------------------------------------------------- command line
-
-USAGE = """usage: python -m dlrm.data.criteo preprocess --raw RAW_DIR --out OUT_DIR --dataset kaggle|1tb [options]
-
-Subcommands:
-  preprocess   Criteo TSV (train.txt, or day_0 ... day_23, plain or gzip) -> per-day .npy arrays
-               (python -m dlrm.data.criteo preprocess --help for the options)
-"""
-
-
-def main(argv: Optional[Sequence[str]] = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    if not argv or argv[0] in ("-h", "--help"):
-        print(USAGE)
-        return 0 if argv else 2
-    if argv[0] != "preprocess":
-        print(f"unknown subcommand {argv[0]!r}\n\n{USAGE}", file=sys.stderr)
-        return 2
-    return _pp.main(argv[1:])
-
-
-if __name__ == "__main__":
-    sys.exit(main())
