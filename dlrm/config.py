@@ -90,6 +90,7 @@ class TrainerConfig:
     num_threads: Optional[int] = MISSING  # torch intra-op threads (null: torch's default)
     prefetch_batches: int = MISSING  # batches generated ahead in a background thread
     device: str = MISSING  # cpu | cuda
+    pipeline: Any = MISSING  # TorchRec's TrainPipelineSparseDist: auto (on CUDA only) | true | false
 
 
 @dataclass
@@ -115,6 +116,7 @@ class DebugConfig:
 
     nan_at_step: Optional[int] = MISSING  # make the loss NaN at this step (on debug.nan_rank)
     nan_rank: Optional[int] = MISSING  # only on this rank (null: every rank)
+    nan_update_only: bool = MISSING  # poison that step's update, not its loss (a NaN the loss shows later)
 
 
 @dataclass
@@ -254,6 +256,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
     _one_of(cfg.data.name, "data.name", tuple(DATA_SOURCES))
     _one_of(cfg.trainer.device, "trainer.device", ("cpu", "cuda"))
     _one_of(cfg.trainer.progress_bar, "trainer.progress_bar", ("auto", True, False))
+    _one_of(cfg.trainer.pipeline, "trainer.pipeline", ("auto", True, False))
     if cfg.sharding.type == "row_wise" and device_type != "cuda":
         raise ConfigError(
             "sharding.type=row_wise needs a GPU: its backward uses reduce_scatter, which the gloo "

@@ -27,10 +27,12 @@ def under_torchrun() -> bool:
 
 
 def backend_for(device_type: str) -> str:
-    """gloo on CPU.  On GPU, NCCL for CUDA tensors *and* gloo for CPU ones: the harness's
-    small control collectives (checkpoint agreement, the divergence flag, object broadcast)
-    carry CPU tensors, which an NCCL-only group refuses."""
-    return "cpu:gloo,cuda:nccl" if device_type == "cuda" else "gloo"
+    """gloo on CPU, NCCL on GPU.  NCCL refuses CPU tensors, so every collective of the
+    harness sends tensors on the rank's own device (`info.device`): the eval gather, the
+    per-step agreement, object broadcasts.  (A mixed `cpu:gloo,cuda:nccl` group would also
+    carry CPU tensors, but torch's ShardedTensor and checkpoint code key off the backend
+    name, and it breaks them on CPU.)"""
+    return "nccl" if device_type == "cuda" else "gloo"
 
 
 def init(device_type: str) -> DistInfo:
@@ -64,19 +66,19 @@ def world_size_hint() -> int:
 
 
 def broadcast_object(obj: Any, info: DistInfo) -> Any:
-    """Rank 0's `obj` on every rank (pickled over the CPU backend)."""
+    """Rank 0's `obj` on every rank (pickled, sent as a tensor on the rank's device)."""
     if info.world_size == 1:
         return obj
     box = [obj]
-    dist.broadcast_object_list(box, src=0, device=torch.device("cpu"))
+    dist.broadcast_object_list(box, src=0, device=info.device)
     return box[0]
 
 
 def agree(flags: list[bool], info: DistInfo) -> list[bool]:
     """Each flag true on every rank when it is true on any rank: one all-reduce (MAX) of a
-    small CPU tensor, carried by gloo (also in the cpu:gloo,cuda:nccl group)."""
+    small tensor on the rank's device."""
     if info.world_size == 1:
         return [bool(f) for f in flags]
-    t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32)
+    t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
     return [bool(v) for v in t.tolist()]

@@ -31,6 +31,7 @@ from dlrm.model import ModelShape, build_model, shape_from_config
 from dlrm.progress import Progress
 from dlrm.schedule import Every, eval_schedule, warmup_scale
 from dlrm.sharding import init_tables, shard
+from dlrm.steps import PipelinedSteps, plain_steps, train_step, use_pipeline  # noqa: F401 (train_step: the benchmarks' step)
 from dlrm.summary import run_summary
 
 log = logging.getLogger("dlrm")
@@ -73,17 +74,6 @@ def build(cfg: Any, info: DistInfo, source: Any = None) -> Trainable:
     model, optimizer, plan = shard(model, tcfg, cfg.sharding.type, info, table_names)
     init_tables(model, int(cfg.seed))
     return Trainable(source, shape, model, optimizer, plan, BatchMaker(shape.num_sparse_features, info.device), info)
-
-
-def train_step(model, optimizer, batch) -> torch.Tensor:
-    """One step.  zero_grad first: it also hands the current (warmed-up) learning rate to
-    the fused embedding kernels, which apply their update inside backward -- set after
-    the step, the first update after a start or a resume would use a stale rate."""
-    optimizer.zero_grad()
-    loss, _ = model(batch)
-    loss.backward()
-    optimizer.step()
-    return loss.detach()
 
 
 # Eval batches of the current process, kept across the runs of an in-process sweep:
@@ -183,20 +173,28 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     nan_here = nan_at is not None and cfg.debug.nan_rank in (None, info.rank)
     setup_seconds = time.perf_counter() - t_start
 
+    def set_lr(samples_after_step: int) -> None:
+        if warmup:
+            scale = warmup_scale(samples_after_step, warmup)
+            for group, lr in zip(t.optimizer.param_groups, base_lrs):
+                group["lr"] = lr * scale
+
     def make(item):
         start, size = item
         return size, t.train_batch(start, size)
 
+    items = prefetch(global_batches(num_train, int(tcfg.batch_size), samples_seen), make, int(tcfg.prefetch_batches))
+    if use_pipeline(tcfg, info.device.type) and nan_at is None:  # fault injection needs the plain step
+        steps = PipelinedSteps(t, items, set_lr, samples_seen, int(tcfg.batch_size), num_train)
+        pause = steps.pause
+    else:
+        first_step = step
+        poison = (lambda k: nan_here and cfg.debug.nan_update_only and first_step + k == nan_at)
+        steps, pause = plain_steps(t, items, set_lr, samples_seen, poison), (lambda: None)
     t_loop = time.perf_counter()
     try:
-        for size, batch in prefetch(global_batches(num_train, int(tcfg.batch_size), samples_seen), make,
-                                    int(tcfg.prefetch_batches)):
-            if warmup:
-                scale = warmup_scale(samples_seen + size, warmup)
-                for group, lr in zip(t.optimizer.param_groups, base_lrs):
-                    group["lr"] = lr * scale
-            loss = train_step(t.model, t.optimizer, batch)
-            if nan_here and step == nan_at:
+        for size, loss in steps:
+            if nan_here and step == nan_at and not cfg.debug.nan_update_only:
                 loss = loss * float("nan")  # fault injection for the divergence tests
             loss_value = float(loss)
             step += 1
@@ -210,6 +208,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
             logger.step(step, samples_seen, size, loss_value, t.optimizer.param_groups[-1]["lr"])
             if evals(samples_seen) and samples_seen < num_train:
                 t_eval = time.perf_counter()
+                pause()
                 logger.eval(step, samples_seen, evaluate(t.model, batches, info), final=False)
                 eval_seconds += time.perf_counter() - t_eval
             if save or preempt:
@@ -223,6 +222,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
         ckpt.close()  # give the preemption signals back, whatever ended the loop
     train_seconds += time.perf_counter() - t_loop - eval_seconds
     t_eval = time.perf_counter()
+    pause()
     final = evaluate(t.model, batches, info)
     eval_seconds += time.perf_counter() - t_eval
     logger.eval(step, samples_seen, final, final=True)

@@ -3,6 +3,7 @@ config tree uses, and `compose` for code that needs the config without a command
 (tests, benchmarks).  `register()` is idempotent and runs on import of the app."""
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Sequence
 
@@ -18,7 +19,7 @@ _registered = False
 
 def register() -> None:
     """Schemas: `schema` (the root) and `<group>/schema*`, which each option's YAML file
-    names first in its defaults list; resolvers: run_name, result_neutral_override_keys."""
+    names first in its defaults list; resolvers: run_name, rank_suffix, result_neutral_override_keys."""
     global _registered
     if _registered:
         return
@@ -29,9 +30,16 @@ def register() -> None:
             cs.store(group=group, name=name, node=node, provider="dlrm-scaling")
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", naming.run_name)
+    if not OmegaConf.has_resolver("rank_suffix"):  # ranks of one run log to files of their own
+        OmegaConf.register_new_resolver("rank_suffix", _rank_suffix)
     if not OmegaConf.has_resolver("result_neutral_override_keys"):
         OmegaConf.register_new_resolver("result_neutral_override_keys", naming.override_exclude_keys)
     _registered = True
+
+
+def _rank_suffix() -> str:
+    rank = os.environ.get("RANK", "0")
+    return "" if rank == "0" else f".rank{rank}"
 
 
 def compose(overrides: Sequence[str] = (), with_hydra: bool = False):

@@ -88,12 +88,20 @@ def hand_on_preemption(e: Any) -> NoReturn:
     raise SystemExit(REQUEUE_EXIT_CODE)
 
 
-def _train_here(cfg: DictConfig, run_dir: Path, info: Any, label: str) -> Status:
+def _train(cfg: DictConfig, run_dir: Path, label: str, info: Any = None, lock: Optional[RunLock] = None) -> Status:
+    """Train on this process's ranks (`info`), or start torchrun's (launcher.nproc_per_node > 1)."""
     from dlrm.checkpoint import Preempted
-    from dlrm.run import run
 
+    nproc = int(cfg.launcher.nproc_per_node)
     try:
-        return run(cfg, run_dir, info, label)
+        if info is None and nproc > 1:
+            from runner.ranks import run_with_torchrun
+
+            return run_with_torchrun(cfg, run_dir, nproc, lock_fd=lock.fileno() if lock else None)
+        from dlrm import distributed
+        from dlrm.run import run
+
+        return run(cfg, run_dir, info or distributed.init(cfg.trainer.device), label)
     except Preempted as e:
         hand_on_preemption(e)
 
@@ -106,20 +114,13 @@ def launch(cfg: DictConfig, run_dir: Path, label: str = "") -> Status:
         return _launch_rank(cfg, run_dir, label)
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
-        with RunLock(run_dir):
+        with RunLock(run_dir) as lock:
             outcome = decide(cfg, run_dir)
             if outcome is not None:
                 return outcome
-            nproc = int(cfg.launcher.nproc_per_node)
             try:
-                prepare(cfg, run_dir, nproc)
-                if nproc > 1:
-                    from runner.ranks import run_with_torchrun
-
-                    return run_with_torchrun(cfg, run_dir, nproc)
-                from dlrm import distributed
-
-                return _train_here(cfg, run_dir, distributed.init(cfg.trainer.device), label)
+                prepare(cfg, run_dir, int(cfg.launcher.nproc_per_node))
+                return _train(cfg, run_dir, label, lock=lock)
             except Exception as e:
                 return record_failure(cfg, run_dir, e)
     except RunLocked as e:
@@ -160,7 +161,7 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
         if outcome is not None:
             return outcome
         try:
-            return _train_here(cfg, run_dir, info, label)
+            return _train(cfg, run_dir, label, info=info)
         except Exception as e:
             if info.is_main:
                 return record_failure(cfg, run_dir, e)

@@ -1,29 +1,88 @@
 """A job on N local ranks: `torchrun --standalone --nproc_per_node=N -m runner.worker RUN_DIR`.
 
 The job has decided and written config.yaml under the lock it holds; the ranks read that
-frozen file, global rank 0 writes the summary.  This process waits for them.
+frozen file and global rank 0 writes the summary.  This process waits for them, and:
+
+- hands a preemption on: SIGTERM or SIGUSR2 (submitit's signal, which torchrun would not
+  pass on) to this process becomes SIGTERM to torchrun, which sends it to every rank; the
+  ranks checkpoint and rank 0 marks the run interrupted; only then is the signal handed
+  to whoever had it before (submitit requeues the job) -- the ranks never race the kill;
+- takes its ranks down with it: torchrun gets SIGTERM if this process dies (Linux
+  PR_SET_PDEATHSIG), and holds the run dir's lock too (the lock's file descriptor is
+  inherited), so the lock is free only once the ranks are gone;
+- never records a failure over a valid checkpoint: ranks that died before any summary
+  leave the run `interrupted`, and a relaunch resumes it.
 """
 from __future__ import annotations
 
+import ctypes
 import logging
+import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
+from typing import Any, Optional
 
 from omegaconf import DictConfig
 
 import rundir
+from dlrm.checkpoint import PREEMPT_SIGNALS, Preempted, newest_complete
 from rundir import Status
 
 log = logging.getLogger("dlrm")
+_PR_SET_PDEATHSIG = 1
 
 
-def run_with_torchrun(cfg: DictConfig, run_dir: Path, nproc: int) -> Status:
+def _die_with_parent() -> None:  # runs in the child between fork and exec
+    try:
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
+    except (OSError, AttributeError):
+        pass  # not Linux: the ranks outlive a killed launcher, as torchrun's own would
+
+
+class _Forwarder:
+    """While installed: a preemption signal is recorded and sent on to the child as SIGTERM."""
+
+    def __init__(self, proc: subprocess.Popen):
+        self.proc, self.signum, self.previous = proc, None, {}
+
+    def __enter__(self) -> "_Forwarder":
+        if threading.current_thread() is threading.main_thread():
+            for sig in PREEMPT_SIGNALS:
+                self.previous[sig] = signal.signal(sig, self._on_signal)
+        return self
+
+    def _on_signal(self, signum: int, frame: Any) -> None:
+        if self.signum is None:
+            log.info("%s: passing %s on to the ranks as SIGTERM", self.proc.args[-1], signal.Signals(signum).name)
+        self.signum = signum
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+
+    def __exit__(self, *exc: Any) -> None:
+        for sig, handler in self.previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+
+
+def run_with_torchrun(cfg: DictConfig, run_dir: Path, nproc: int, lock_fd: Optional[int] = None) -> Status:
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "runner.worker", str(run_dir)]
     log.info("starting %d ranks: %s", nproc, " ".join(cmd))
-    proc = subprocess.run(cmd)
+    proc = subprocess.Popen(cmd, pass_fds=() if lock_fd is None else (lock_fd,), preexec_fn=_die_with_parent)
+    with _Forwarder(proc) as forwarder:
+        returncode = proc.wait()
     status = rundir.run_status(run_dir)
-    if proc.returncode != 0 and status is None:
-        raise RuntimeError(f"torchrun exited with status {proc.returncode}; see the ranks' output above")
+    if status is None and returncode != 0:
+        checkpoint = newest_complete(run_dir / rundir.CHECKPOINT_DIR)
+        if checkpoint is None:
+            raise RuntimeError(f"torchrun exited with status {returncode}; see the ranks' output above")
+        rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE, {
+            "rundir_version": rundir.RUNDIR_VERSION, "status": Status.INTERRUPTED, "run_name": run_dir.name,
+            "seed": cfg.get("seed"),
+            "error": f"the ranks exited with status {returncode} before the run finished; a relaunch resumes "
+                     f"it from {checkpoint}"})
+        status = Status.INTERRUPTED
+    if forwarder.signum is not None and status != Status.COMPLETED:
+        raise Preempted(forwarder.signum, forwarder.previous.get(forwarder.signum))
     return Status(status) if status else Status.FAILED
