@@ -20,8 +20,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import shutil
 import signal
+import stat
 import threading
 import time
 from pathlib import Path
@@ -46,6 +48,27 @@ _LATEST = "latest"
 
 class CorruptCheckpoint(RuntimeError):
     pass
+
+
+class UntrustedCheckpoint(RuntimeError):
+    """Restoring unpickles the checkpoint's metadata (inside torch.distributed.checkpoint):
+    a checkpoint someone else could have written runs their code here.  Refused."""
+
+
+def check_trusted(path: Path) -> None:
+    """Refuse a checkpoint that this user does not own or that anyone else may write: the
+    directory and everything in it."""
+    uid = os.getuid()
+    for p in [path, *sorted(path.rglob("*"))]:
+        st = p.lstat()
+        if st.st_uid != uid or st.st_mode & stat.S_IWOTH or p.is_symlink():
+            why = ("it is a symbolic link" if p.is_symlink() else
+                   f"it belongs to uid {st.st_uid}, not to you (uid {uid})" if st.st_uid != uid else
+                   "anyone may write it (mode o+w)")
+            raise UntrustedCheckpoint(
+                f"checkpoint {path} is not restored: {p} cannot be trusted ({why}). Restoring unpickles "
+                f"its metadata, which would run code of whoever wrote it. If you trust it, make it yours "
+                f"(chown -R $USER {path}; chmod -R o-w {path}); otherwise delete it to restart the run: rm -r {path}")
 
 
 class CheckpointWriteError(RuntimeError):
@@ -142,7 +165,9 @@ class Checkpointer:
         try:
             dcp.save(self._state(model, optimizer), checkpoint_id=str(tmp))
         except CheckpointException as e:
-            raise CheckpointWriteError(f"writing checkpoint {tmp} failed: {e}") from e
+            causes = "; ".join(f"rank {r}: {type(f[0]).__name__}: {f[0]}" if isinstance(f, tuple) else f"rank {r}: {f}"
+                               for r, f in e.failures.items())
+            raise CheckpointWriteError(f"writing checkpoint {tmp} failed ({causes or e.args[0]})") from e
         if self.info.is_main:
             rundir.atomic_write_json(tmp / _STATE, {**progress})
             rundir.atomic_write_text(tmp / _COMPLETE, "ok\n")
@@ -181,6 +206,7 @@ class Checkpointer:
         if not broadcast_object(found is not None, self.info):
             return {}
         latest = self.root / _LATEST
+        check_trusted(latest)
         try:
             progress = json.loads((latest / _STATE).read_text())
             for _, opt in optimizer.optimizers:  # lazy optimizer state (Adam's) must exist to be loaded into

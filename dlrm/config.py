@@ -117,6 +117,7 @@ class DebugConfig:
     nan_at_step: Optional[int] = MISSING  # make the loss NaN at this step (on debug.nan_rank)
     nan_rank: Optional[int] = MISSING  # only on this rank (null: every rank)
     nan_update_only: bool = MISSING  # poison that step's update, not its loss (a NaN the loss shows later)
+    sigterm_at_step: Optional[int] = MISSING  # send this process SIGTERM after this step (a preemption)
 
 
 @dataclass
@@ -230,7 +231,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
     """
     from dlrm.data import DATA_SOURCES
     from dlrm.model import MODEL_NAMES
-    from dlrm.sharding import DENSE_OPTIMIZERS, EMBEDDING_OPTIMIZERS, SHARDING_TYPES
+    from dlrm.sharding import CPU_EMBEDDING_OPTIMIZERS, DENSE_OPTIMIZERS, EMBEDDING_OPTIMIZERS, SHARDING_TYPES
 
     for key in ("model.embedding_dim", "model.mlp_width", "model.mlp_depth", "data.num_train_samples",
                 "data.num_eval_samples", "trainer.batch_size", "trainer.eval_batch_size",
@@ -262,6 +263,12 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
             "sharding.type=row_wise needs a GPU: its backward uses reduce_scatter, which the gloo "
             "backend (CPU) does not implement. On CPU use table_wise, column_wise, table_column_wise, "
             "data_parallel or auto."
+        )
+    if device_type != "cuda" and cfg.trainer.embedding_optimizer not in CPU_EMBEDDING_OPTIMIZERS:
+        raise ConfigError(
+            f"trainer.embedding_optimizer={cfg.trainer.embedding_optimizer} needs a GPU: FBGEMM's CPU "
+            f"embedding kernels implement {', '.join(CPU_EMBEDDING_OPTIMIZERS)} only. On CPU use one of those "
+            f"(the dense optimizer may still be adam: trainer.dense_optimizer=adam)."
         )
     _check_arch(cfg)
     _check_sizes(cfg, world_size)

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -171,6 +173,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     warmup = int(tcfg.lr_warmup_samples)
     nan_at = cfg.debug.nan_at_step
     nan_here = nan_at is not None and cfg.debug.nan_rank in (None, info.rank)
+    sigterm_at = cfg.debug.sigterm_at_step
     setup_seconds = time.perf_counter() - t_start
 
     def set_lr(samples_after_step: int) -> None:
@@ -199,6 +202,8 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
             loss_value = float(loss)
             step += 1
             samples_seen += size
+            if step == sigterm_at:
+                os.kill(os.getpid(), signal.SIGTERM)  # fault injection: a preemption, as SLURM sends it
             # One collective a step: a non-finite loss on any rank ends the run on every rank,
             # and every rank checkpoints together.
             diverged, save, preempt = distributed.agree(

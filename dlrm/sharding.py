@@ -28,6 +28,8 @@ EMBEDDING_OPTIMIZERS = {
     "adam": torch.optim.Adam,
 }
 DENSE_OPTIMIZERS = {"adagrad": torch.optim.Adagrad, "adam": torch.optim.Adam, "sgd": torch.optim.SGD}
+# FBGEMM's CPU kernels implement these fused optimizers only (Adam needs a GPU).
+CPU_EMBEDDING_OPTIMIZERS = ("rowwise_adagrad", "adagrad", "sgd")
 # auto: the planner chooses; the others are TorchRec's ShardingType values that DMP serves.
 SHARDING_TYPES = ("auto", *(t.value for t in (ShardingType.TABLE_WISE, ShardingType.COLUMN_WISE,
                                              ShardingType.TABLE_COLUMN_WISE, ShardingType.DATA_PARALLEL,

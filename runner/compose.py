@@ -19,7 +19,7 @@ _registered = False
 
 def register() -> None:
     """Schemas: `schema` (the root) and `<group>/schema*`, which each option's YAML file
-    names first in its defaults list; resolvers: run_name, rank_suffix, result_neutral_override_keys."""
+    names first in its defaults list; resolvers: run_name, inside_root, rank_suffix, result_neutral_override_keys."""
     global _registered
     if _registered:
         return
@@ -30,6 +30,8 @@ def register() -> None:
             cs.store(group=group, name=name, node=node, provider="dlrm-scaling")
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", naming.run_name)
+    if not OmegaConf.has_resolver("inside_root"):
+        OmegaConf.register_new_resolver("inside_root", naming.inside_root)
     if not OmegaConf.has_resolver("rank_suffix"):  # ranks of one run log to files of their own
         OmegaConf.register_new_resolver("rank_suffix", _rank_suffix)
     if not OmegaConf.has_resolver("result_neutral_override_keys"):

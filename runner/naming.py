@@ -32,6 +32,7 @@ RESULT_NEUTRAL_KEYS = (
     "out_root", "sweep_name", "retry_failed", "launcher", "trainer.progress_bar", "trainer.log_every_samples",
     "trainer.checkpoint_every_samples", "trainer.checkpoint_every_minutes", "trainer.prefetch_batches",
     "trainer.tensorboard", "trainer.num_threads", "trainer.eval_batch_size", "data.path",
+    "debug.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
 )
 # Overrides that are not config values but choices of how to launch: group choices and the
 # Hydra launcher.
@@ -53,6 +54,16 @@ def run_name(override_dirname: str) -> str:
     if len(name) > _MAX_NAME:  # stay under filesystem limits, and distinct: a hash of the whole name
         name = name[: _MAX_NAME - 13] + "-" + hashlib.sha1(name.encode()).hexdigest()[:12]
     return name
+
+
+def inside_root(path: str) -> str:
+    """`out_root` and `sweep_name` as given, refused when a `..` would lead out of the root:
+    `sweep_name=../../x` must not write a sibling of the runs root."""
+    parts = str(path).replace("\\", "/").split("/")
+    if ".." in parts or not str(path).strip():
+        raise ValueError(f"{path!r} leaves the runs root (a '..' component or an empty name): give "
+                         f"out_root an absolute or plain relative path and sweep_name a plain name")
+    return str(path)
 
 
 def override_exclude_keys() -> list[str]:

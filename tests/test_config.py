@@ -35,6 +35,7 @@ BAD = [
     (["model.name=transformer"], "model.name='transformer' is not known"),
     (["sharding.type=diagonal"], "sharding.type='diagonal' is not known"),
     (["sharding=row_wise"], "gloo backend"),
+    (["trainer.embedding_optimizer=adam"], "needs a GPU: FBGEMM's CPU embedding kernels implement"),
     (["data.num_train_samples=256", "trainer.batch_size=512"], "smaller than one global batch"),
     (["data.num_train_samples=4096", "data.eval_offset=1024"], "overlaps the eval set"),
 ]
