@@ -44,6 +44,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--axes", nargs="+", default=None, metavar="AXIS",
                    help="only these axes (default: all)")
     p.add_argument("--no-joint", action="store_true", help="skip the joint law NE(P, D)")
+    p.add_argument("--jobs", type=int, default=None, metavar="J",
+                   help="processes for the fits and plots (default: every core, or DLRM_ANALYSIS_JOBS)")
+    p.add_argument("--no-intermediate", action="store_true",
+                   help="use final evals only, not the intermediate evals of runs that allow them")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
     return p
 
@@ -52,11 +56,16 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from analysis.errors import AnalysisInputError
     from analysis.fit import FitSettings
-    from analysis.pipeline import Options, analyze, write_outputs
+    from analysis.outputs import write_outputs
+    from analysis.parallel import default_jobs
+    from analysis.pipeline import analyze
+    from analysis.results import Options
     from analysis.runs import load_runs
     from analysis.series import AXES
 
     problems = []
+    if args.jobs is not None and args.jobs < 1:
+        problems.append("--jobs must be >= 1")
     if args.bootstrap < 0:
         problems.append("--bootstrap must be >= 0")
     if args.huber_delta <= 0:
@@ -78,10 +87,11 @@ def main(argv: list[str] | None = None) -> int:
                         min_distinct_x=args.min_points),
         seed=args.seed, targets=tuple(args.target_ne), saturation_threshold=args.saturation_threshold,
         bytes_per_param=args.bytes_per_param, axes=tuple(args.axes or AXES), joint=not args.no_joint,
+        intermediate=not args.no_intermediate, jobs=args.jobs or default_jobs(),
     )
     t0 = time.perf_counter()
     try:
-        table = load_runs(args.sweep_dirs, metric=args.metric)
+        table = load_runs(args.sweep_dirs, metric=args.metric, intermediate=not args.no_intermediate)
         result = analyze(table, options)
     except AnalysisInputError as e:
         print(f"dlrm-analyze: error: {e}", file=sys.stderr)
@@ -89,9 +99,11 @@ def main(argv: list[str] | None = None) -> int:
     written = write_outputs(result, args.out, make_plots=not args.no_plots)
 
     counts = table.counts()
-    print(f"runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items())))
-    print(f"fits: {len(result.fitted)} series fitted, {len(result.skipped)} skipped, "
-          f"{sum(j.fit is not None for j in result.joint)} joint laws")
+    print("runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))
+          + (f"; {table.n_intermediate} intermediate eval points" if table.n_intermediate else ""))
+    print(f"fits: {len(result.fitted)} series fitted ({len(result.determined)} determined), "
+          f"{len(result.skipped)} skipped, {sum(j.fit is not None for j in result.joint)} joint laws "
+          f"({sum(j.determined for j in result.joint)} determined)")
     if result.skipped:
         print(f"  {len(result.skipped)} series skipped (too few distinct x values or unfittable; "
               f"listed in report.md), e.g. {result.skipped[0].skipped}", file=sys.stderr)

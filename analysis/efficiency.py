@@ -3,7 +3,8 @@
 The numbers behind "data scaling is the path forward" (or its opposite): from the fitted
 law of a series at its largest measured x, the NE gained by doubling the resource, by
 doubling the *compute* spent through that resource, and by the next 10x -- each with a
-bootstrap interval -- and a verdict against a threshold on the next-10x gain.
+bootstrap interval -- and a verdict against a threshold on the next-10x gain.  Only a
+determined law (analysis.determined) gets these numbers.
 """
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from typing import Any, Optional
 
 import numpy as np
 
-from analysis.fit import PowerLawFit, percentile_interval
+from analysis.fit import PowerLawFit
 from analysis.series import Series
 
 # One doubling of compute spent through a resource multiplies it by 2^(1/s).  Below
@@ -40,7 +41,7 @@ def _gain(fit: PowerLawFit, x_from: float, x_to: float) -> dict[str, Any]:
     out: dict[str, Any] = {"value": value, "ci95": None}
     if fit.boot is not None:
         pb = fit.predict_boot([x_from, x_to])
-        out["ci95"] = percentile_interval(pb[:, 0] - pb[:, 1])
+        out["ci95"] = fit.interval(pb[:, 0] - pb[:, 1], value)
     return out
 
 
@@ -52,7 +53,7 @@ def scaling_efficiency(fit: PowerLawFit, series: Series, threshold_next_10x: flo
     next_10x = _gain(fit, x, 10 * x)
     headroom = {"value": ne_now - fit.gamma, "ci95": None}
     if fit.boot is not None:
-        headroom["ci95"] = percentile_interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2])
+        headroom["ci95"] = fit.interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2], headroom["value"])
     per_compute_doubling = None
     if elasticity is not None and elasticity >= MIN_COMPUTE_ELASTICITY:
         per_compute_doubling = _gain(fit, x, x * 2.0 ** (1.0 / elasticity))

@@ -9,6 +9,11 @@ Bounds: beta in BETA_BOUNDS, alpha >= 0, 0 <= gamma <= the smallest NE of the se
 Internally x is divided by x_ref (the geometric mean of the series' x) so that
 alpha_ref = alpha * x_ref^-beta is O(NE) whatever the unit of x (samples, params,
 FLOPs); predictions use alpha_ref and x_ref and never a rounded alpha.
+
+Uncertainty (analysis.bootstrap): with two or more seeds whole seeds are resampled (a
+seed's trajectory across the series stays together) and the intervals are scaled for
+the few seeds they rest on; with one seed the runs are resampled, which measures fit
+noise only.
 """
 from __future__ import annotations
 
@@ -17,6 +22,7 @@ from typing import Optional
 
 import numpy as np
 
+from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
 from analysis.errors import FitError
 from analysis.varpro import basis, fit_batch, inner_fit, polish
 
@@ -25,8 +31,6 @@ from analysis.varpro import basis, fit_batch, inner_fit, polish
 BETA_BOUNDS = (1e-3, 4.0)
 # Points below this many distinct x values make a three-parameter law meaningless.
 MIN_DISTINCT_X = 4
-# A bootstrap resample needs three distinct x values to determine three parameters.
-_MIN_DISTINCT_RESAMPLE = 3
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class PowerLawFit:
     at_bound: list[str] = field(default_factory=list)
     # Bootstrap estimates, one row per resample: alpha_ref, beta, gamma.
     boot: Optional[np.ndarray] = None
-    boot_rejected: int = 0  # resamples redrawn for having < 3 distinct x values
+    boot_rejected: int = 0  # resamples redrawn for having < 4 distinct x values
+    resampling: Resampling = field(default_factory=Resampling)
+    beta_bounds: tuple[float, float] = BETA_BOUNDS
 
     def predict(self, x) -> np.ndarray:
         z = np.asarray(x, float) / self.x_ref
@@ -78,17 +84,17 @@ class PowerLawFit:
     def params(self) -> dict[str, float]:
         return {"alpha": self.alpha, "beta": self.beta, "gamma": self.gamma}
 
+    def interval(self, draws: np.ndarray, value: float, lo_bound: float = -np.inf,
+                 hi_bound: float = np.inf, log: bool = False) -> list[float]:
+        """The 95% interval of a quantity from its bootstrap draws (see Resampling)."""
+        return self.resampling.interval(draws, value, lo_bound, hi_bound, log)
+
     def ci95(self) -> Optional[dict[str, list[float]]]:
         if self.boot is None:
             return None
-        return {k: percentile_interval(v) for k, v in self.boot_params().items()}
-
-
-def percentile_interval(draws: np.ndarray, level: float = 0.95) -> list[float]:
-    """The bootstrap percentile interval (Efron): the middle `level` of the draws."""
-    tail = 50.0 * (1.0 - level)
-    lo, hi = np.percentile(draws, [tail, 100.0 - tail])
-    return [float(lo), float(hi)]
+        bounds = {"alpha": (0.0, np.inf), "beta": self.beta_bounds, "gamma": (0.0, self.y_min)}
+        return {k: self.interval(v, self.params()[k], *bounds[k], log=k != "gamma")
+                for k, v in self.boot_params().items()}
 
 
 def validate_xy(x, y, what: str = "series") -> tuple[np.ndarray, np.ndarray]:
@@ -104,35 +110,11 @@ def validate_xy(x, y, what: str = "series") -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def bootstrap_weights(x: np.ndarray, n_resamples: int, rng: np.random.Generator,
-                      min_distinct: int = _MIN_DISTINCT_RESAMPLE,
-                      groups: Optional[list[np.ndarray]] = None) -> tuple[np.ndarray, int]:
-    """Multinomial run counts (B, n): each row is one resample of the runs with
-    replacement.  Rows with fewer than `min_distinct` distinct values of x (or of each
-    array in `groups`) cannot determine the law; they are redrawn (a conditional
-    bootstrap) and their number returned."""
-    n = len(x)
-    keys = [x] if groups is None else groups
-    onehots = [(np.unique(k, return_inverse=True)[1][:, None] == np.arange(len(np.unique(k)))).astype(float)
-               for k in keys]
-    w = rng.multinomial(n, np.full(n, 1.0 / n), size=n_resamples).astype(float)
-    rejected = 0
-    for _ in range(100):
-        bad = np.zeros(n_resamples, bool)
-        for oh in onehots:
-            bad |= ((w @ oh) > 0).sum(axis=1) < min_distinct
-        if not bad.any():
-            break
-        rejected += int(bad.sum())
-        w[bad] = rng.multinomial(n, np.full(n, 1.0 / n), size=int(bad.sum()))
-    else:
-        raise FitError(f"bootstrap: cannot draw resamples with {min_distinct} distinct x values")
-    return w, rejected
-
-
 def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
-                  n_bootstrap: Optional[int] = None, what: str = "series") -> PowerLawFit:
-    """Fit NE = alpha x^-beta + gamma to points (x, y); bootstrap over points (runs)."""
+                  n_bootstrap: Optional[int] = None, what: str = "series",
+                  blocks: Optional[np.ndarray] = None) -> PowerLawFit:
+    """Fit NE = alpha x^-beta + gamma to points (x, y).  The bootstrap resamples whole
+    blocks (`blocks`: the seed of each point) when there are two or more, else points."""
     x, y = validate_xy(x, y, what)
     n_distinct = len(np.unique(x))
     if n_distinct < settings.min_distinct_x:
@@ -166,10 +148,11 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
         rmse_log=float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2))),
         n_points=len(x), n_distinct_x=n_distinct, x_min=float(x.min()), x_max=float(x.max()),
         y_min=float(y.min()), at_bound=_at_bound(alpha_ref, beta, gamma, y.min(), settings.beta_bounds),
+        resampling=resampling_for(blocks, len(x), x), beta_bounds=settings.beta_bounds,
     )
     if B > 0:
         rng = np.random.default_rng(seed)
-        w, fit.boot_rejected = bootstrap_weights(x, B, rng)
+        w, fit.boot_rejected = bootstrap_weights(x, B, rng, blocks=fit.resampling.blocks)
         bb = fit_batch(logz, y, w, **kw)
         fit.boot = np.stack([bb.coef[:, 1], bb.exponents[:, 0], bb.coef[:, 0]], axis=1)
     return fit

@@ -13,16 +13,25 @@ so the split of a FLOP budget C = fps(P) * D uses fps(P) = K P^k measured over t
 model's runs (a log-log regression).  Then NE(P) = E + A P^-a + B (K P^k / C)^b has its
 minimum at P* with P*^(a + k b) = a A C^b / (k b B K^b): P* ~ C^(b/(a+kb)) and
 D* = C / (K P*^k) ~ C^(a/(a+kb)).
+
+The law needs a design that crosses: at least MIN_CROSSING values of each axis measured
+against each other (`crossing`): three model sizes each at three or more data sizes, and
+three data sizes (or three iso-FLOP budgets) each at three or more model sizes.  An L
+(data sizes at one or two models, models at the largest data size) determines neither
+exponent, whatever the optimiser returns.  It is fitted per model, data and scaling
+scheme (runs of two schemes are never one law).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Optional
 
 import numpy as np
 
+from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
+from analysis.determined import BETA_DETERMINED
 from analysis.errors import FitError
-from analysis.fit import FitSettings, bootstrap_weights, percentile_interval, validate_xy
+from analysis.fit import FitSettings, validate_xy
 from analysis.varpro import basis, fit_batch, inner_fit, polish
 
 # The joint grid is (grid per exponent)^2 cells; 12 (a factor 2.1 between neighbours)
@@ -30,7 +39,36 @@ from analysis.varpro import basis, fit_batch, inner_fit, polish
 JOINT_GRID_SIZE = 12
 MIN_DISTINCT = 3  # distinct P and distinct D values
 MIN_POINTS = 7  # five parameters plus two degrees of freedom
+MIN_CROSSING = 3  # values of each axis measured against each other
 PARAM_NAMES = ("E", "A", "a", "B", "b")
+
+
+def crossing(P, D) -> dict[str, Any]:
+    """How far the design crosses: model sizes with >= 3 data sizes, data sizes with >= 3
+    model sizes, FLOP budgets (P * D to 2%) with >= 3 model sizes; `crosses` and, when
+    it does not, the reason."""
+    P, D = np.asarray(P, float), np.asarray(D, float)
+    pairs = {(p, d) for p, d in zip(P, D)}
+
+    def count(keys, vals):
+        per: dict[float, set] = {}
+        for k, v in zip(keys, vals):
+            per.setdefault(k, set()).add(v)
+        return sum(len(v) >= MIN_CROSSING for v in per.values())
+
+    ps, ds = [p for p, _ in pairs], [d for _, d in pairs]
+    budgets = [round(float(np.log(p * d) / np.log(1.02))) for p, d in pairs]
+    out = {"models_with_3_data_sizes": count(ps, ds), "data_sizes_with_3_models": count(ds, ps),
+           "isoflop_profiles_with_3_models": count(budgets, ps)}
+    ok = out["models_with_3_data_sizes"] >= MIN_CROSSING and (
+        out["data_sizes_with_3_models"] >= MIN_CROSSING or out["isoflop_profiles_with_3_models"] >= MIN_CROSSING)
+    out["crosses"] = bool(ok)
+    out["reason"] = None if ok else (
+        f"the design does not cross: {out['models_with_3_data_sizes']} model size(s) measured at >= "
+        f"{MIN_CROSSING} data sizes and {out['data_sizes_with_3_models']} data size(s) "
+        f"({out['isoflop_profiles_with_3_models']} iso-FLOP budget(s)) at >= {MIN_CROSSING} model sizes; "
+        f"E + A/P^a + B/D^b needs {MIN_CROSSING} of each (a grid or iso-FLOP profiles)")
+    return out
 
 
 @dataclass
@@ -49,6 +87,9 @@ class JointFit:
     n_points: int
     # Bootstrap draws: E, A_ref, a, B_ref, b (one row per resample).
     boot: Optional[np.ndarray] = None
+    resampling: Resampling = field(default_factory=Resampling)
+    y_min: float = float("nan")
+    beta_bounds: tuple[float, float] = (1e-3, 4.0)
 
     def predict(self, P, D) -> np.ndarray:
         p = np.asarray(P, float) / self.P_ref
@@ -62,14 +103,41 @@ class JointFit:
         E, Ar, a, Br, b = self.boot.T
         return {"E": E, "A": Ar * self.P_ref ** a, "a": a, "B": Br * self.D_ref ** b, "b": b}
 
+    def interval(self, draws, value, lo=-np.inf, hi=np.inf, log=False) -> list[float]:
+        return self.resampling.interval(draws, value, lo, hi, log)
+
     def ci95(self) -> Optional[dict[str, list[float]]]:
         if self.boot is None:
             return None
-        return {k: percentile_interval(v) for k, v in self.boot_params().items()}
+        eb = self.beta_bounds
+        bounds = {"E": (0.0, self.y_min), "A": (0.0, np.inf), "a": eb, "B": (0.0, np.inf), "b": eb}
+        return {k: self.interval(v, self.params()[k], *bounds[k], log=k != "E")
+                for k, v in self.boot_params().items()}
+
+    def determinedness(self) -> tuple[bool, list[str]]:
+        """Both exponents' intervals inside BETA_DETERMINED and off their bounds."""
+        reasons = []
+        ci = self.ci95()
+        for name in ("a", "b"):
+            v = getattr(self, name)
+            if v <= self.beta_bounds[0] * (1 + 1e-6) or v >= self.beta_bounds[1] * (1 - 1e-6):
+                reasons.append(f"{name} = {v:.3g} is at a bound")
+            if ci is None:
+                continue
+            lo, hi = ci[name]
+            if not (BETA_DETERMINED[0] < lo and hi < BETA_DETERMINED[1]):
+                reasons.append(f"{name}'s 95% interval [{lo:.3g}, {hi:.3g}] is not inside {BETA_DETERMINED}")
+        if ci is None:
+            reasons.append("no bootstrap (an exponent at a bound is undetermined whatever its interval)"
+                           if reasons else "no bootstrap intervals")
+        return not reasons, reasons
 
 
 def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
-              n_bootstrap: Optional[int] = None, what: str = "joint law") -> JointFit:
+              n_bootstrap: Optional[int] = None, what: str = "joint law",
+              blocks: Optional[np.ndarray] = None, skip_bootstrap_at_bound: bool = False) -> JointFit:
+    """Fit the joint law; with `skip_bootstrap_at_bound`, no bootstrap when an exponent
+    of the point estimate sits on a bound (the law is undetermined whatever its interval)."""
     P, y = validate_xy(P, y, what)
     D, _ = validate_xy(D, y, what)
     nP, nD = len(np.unique(P)), len(np.unique(D))
@@ -101,10 +169,14 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     fit = JointFit(E=E, A=A_ref * P_ref ** a, a=a, B=B_ref * D_ref ** b, b=b, P_ref=P_ref,
                    D_ref=D_ref, A_ref=A_ref, B_ref=B_ref, loss=float(loss),
                    r2=1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-                   n_points=len(y))
-    if B > 0:
+                   n_points=len(y), resampling=resampling_for(blocks, len(y), P), y_min=float(y.min()),
+                   beta_bounds=settings.beta_bounds)
+    lo_b, hi_b = settings.beta_bounds
+    at_bound = any(v <= lo_b * (1 + 1e-6) or v >= hi_b * (1 - 1e-6) for v in (a, b))
+    if B > 0 and not (skip_bootstrap_at_bound and at_bound):
         rng = np.random.default_rng(seed)
-        w, _ = bootstrap_weights(P, B, rng, min_distinct=MIN_DISTINCT, groups=[P, D])
+        w, _ = bootstrap_weights(P, B, rng, min_distinct=MIN_DISTINCT, groups=[P, D],
+                                 blocks=fit.resampling.blocks)
         bb = fit_batch(logz, y, w, **kw)
         fit.boot = np.stack([bb.coef[:, 0], bb.coef[:, 1], bb.exponents[:, 0],
                              bb.coef[:, 2], bb.exponents[:, 1]], axis=1)
@@ -135,21 +207,31 @@ def _optimal_split(E, A_ref, a, B_ref, b, P_ref, D_ref, logK, k, C):
     return p * P_ref, d * D_ref, ne
 
 
-def compute_optimal(fit: JointFit, fmodel: dict[str, float], budgets: list[float]) -> list[dict[str, Any]]:
-    """The compute-optimal (P, D) for each FLOP budget, with bootstrap intervals."""
+def compute_optimal(fit: JointFit, fmodel: dict[str, float], budgets: list[float],
+                    P_range: Optional[tuple[float, float]] = None,
+                    D_range: Optional[tuple[float, float]] = None) -> list[dict[str, Any]]:
+    """The compute-optimal (P, D) for each FLOP budget, with bootstrap intervals; each
+    flagged `extrapolated` when P* or D* lies outside the measured range."""
     k, logK = fmodel["k"], fmodel["log_K"]
     out = []
     for C in budgets:
         P, D, ne = _optimal_split(fit.E, fit.A_ref, fit.a, fit.B_ref, fit.b, fit.P_ref, fit.D_ref, logK, k, C)
         row: dict[str, Any] = {"budget_flops": float(C), "params": float(P), "samples": float(D), "ne": float(ne)}
+        outside = []
+        for name, v, rng_ in (("params", P, P_range), ("samples", D, D_range)):
+            if rng_ is not None and np.isfinite(v) and not (rng_[0] <= v <= rng_[1]):
+                factor = v / rng_[1] if v > rng_[1] else rng_[0] / v
+                outside.append(f"{name} {factor:.3g}x {'beyond' if v > rng_[1] else 'below'} the measured range")
+        row["extrapolated"] = bool(outside)
+        row["extrapolation"] = "; ".join(outside) or None
         if fit.boot is not None:
             E, Ar, a, Br, b = fit.boot.T
             Pb, Db, neb = _optimal_split(E, Ar, a, Br, b, fit.P_ref, fit.D_ref, logK, k, C)
             ok = np.isfinite(Pb) & np.isfinite(Db) & np.isfinite(neb)
             if ok.mean() >= 0.975:  # else an interval would hide the degenerate draws
-                row["params_ci95"] = percentile_interval(Pb[ok])
-                row["samples_ci95"] = percentile_interval(Db[ok])
-                row["ne_ci95"] = percentile_interval(neb[ok])
+                row["params_ci95"] = fit.interval(Pb[ok], P, 0.0)
+                row["samples_ci95"] = fit.interval(Db[ok], D, 0.0)
+                row["ne_ci95"] = fit.interval(neb[ok], ne, 0.0)
         out.append(row)
     return out
 
@@ -159,6 +241,6 @@ def split_exponents(fit: JointFit, k: float) -> dict[str, Any]:
     out: dict[str, Any] = {"params": fit.b / (fit.a + k * fit.b), "samples": fit.a / (fit.a + k * fit.b)}
     if fit.boot is not None:
         a, b = fit.boot[:, 2], fit.boot[:, 4]
-        out["params_ci95"] = percentile_interval(b / (a + k * b))
-        out["samples_ci95"] = percentile_interval(a / (a + k * b))
+        out["params_ci95"] = fit.interval(b / (a + k * b), out["params"])
+        out["samples_ci95"] = fit.interval(a / (a + k * b), out["samples"])
     return out

@@ -1,161 +1,180 @@
-"""The whole analysis as one pure function of the run table, plus the output writer.
+"""The whole analysis as one pure function of the run table.
 
-analyze(): table -> Analysis (series, fits, efficiency, extrapolation checks, joint
-laws, plans); no file is touched.  write_outputs(): Analysis -> files in OUT_DIR.
+analyze(): table -> Analysis (the learning-rate envelope, series, fits, whether each is
+determined, efficiency, rolling extrapolation checks, joint laws, plans); no file is
+touched (analysis.outputs writes them).
 """
 from __future__ import annotations
 
 import json
-import math
 import zlib
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Optional
+from collections import defaultdict
 
 import numpy as np
 
+from analysis.determined import determinedness, observed
 from analysis.efficiency import scaling_efficiency
+from analysis.envelope import lr_envelope
 from analysis.errors import FitError
-from analysis.extrapolate import extrapolation_check
-from analysis.fit import FitSettings, PowerLawFit, fit_power_law
-from analysis.joint import (JointFit, compute_optimal, fit_joint, flops_model,
-                            split_exponents)
+from analysis.extrapolate import rolling_extrapolation
+from analysis.fit import fit_power_law
+from analysis.joint import compute_optimal, crossing, fit_joint, flops_model, split_exponents
+from analysis.parallel import run_jobs
 from analysis.plan import plan_target
-from analysis.runs import FLOOR_FIELD, RunTable, require_points, write_rows_csv
+from analysis.results import Analysis, JointResult, Options, SeriesResult
+from analysis.runs import RunTable, require_points
 from analysis.seeds import seed_spread
-from analysis.series import AXES, Series, freeze, positive, build_series, floor_of
+from analysis.series import AXES, SCHEMES, Series, build_series, floor_of, oracle_curve, value_of
+from analysis.values import freeze, positive
 
-# Fewer runs than this and a bootstrap over runs is a handful of distinct resamples.
+# Fewer runs than this and a bootstrap is a handful of distinct resamples.
 MIN_POINTS_FOR_RELIABLE_CI = 6
 
 
-@dataclass(frozen=True)
-class Options:
-    metric: str = "eval_ne"
-    fit: FitSettings = FitSettings()
-    seed: int = 0  # base seed of every bootstrap (each series derives its own from it)
-    targets: tuple[float, ...] = ()  # target NE values to plan for
-    saturation_threshold: float = 0.005  # NE gain per next 10x below which an axis is saturated
-    bytes_per_param: float = 4.0  # fp32 embedding tables
-    axes: tuple[str, ...] = tuple(AXES)
-    joint: bool = True
+def _gap(fit, boot_gamma, reference: float) -> dict:
+    value = fit.gamma - reference
+    ci = fit.interval(boot_gamma - reference, value) if boot_gamma is not None else None
+    return {"value": value, "ci95": ci}
 
 
-@dataclass
-class SeriesResult:
-    series: Series
-    fit: Optional[PowerLawFit] = None
-    skipped: Optional[str] = None
-    floor: Optional[float] = None
-    seed_spread: Optional[dict] = None
-    efficiency: Optional[dict] = None
-    extrapolation: Optional[dict] = None
-    warnings: list[str] = field(default_factory=list)
+def _compare_gamma(res: SeriesResult) -> None:
+    """gamma against the Bayes floor (every axis) and, on the data axis, against the
+    capacity limit of the model (oracle_ne): what data cannot fix."""
+    fit, s = res.fit, res.series
+    boot_gamma = fit.boot[:, 2] if fit.boot is not None else None
+    out = {}
+    if res.floor is not None:
+        out["floor"] = res.floor
+        out["gamma_minus_floor"] = _gap(fit, boot_gamma, res.floor)
+    if s.axis.name == "data" and res.oracle and len(set(res.oracle["oracle"])) == 1:
+        out["oracle"] = res.oracle["oracle"][0]
+        out["gamma_minus_oracle"] = _gap(fit, boot_gamma, out["oracle"])
+    res.gamma_vs_floor = out or None
 
 
-@dataclass
-class JointResult:
-    group: dict[str, Any]
-    P: np.ndarray
-    D: np.ndarray
-    y: np.ndarray
-    fit: Optional[JointFit] = None
-    skipped: Optional[str] = None
-    floor: Optional[float] = None
-    flops_model: Optional[dict] = None
-    compute_optimal: Optional[list[dict]] = None
-    exponents: Optional[dict] = None
-    warnings: list[str] = field(default_factory=list)
+def _oracle_gaps(res: SeriesResult) -> None:
+    """Observed (seed mean) and fitted curve minus the oracle curve, per x."""
+    o, s = res.oracle, res.series
+    if not o:
+        return
+    means = [float(s.y[s.x == x].mean()) for x in o["x"]]
+    o["observed"] = means
+    o["gap_observed"] = [m - q for m, q in zip(means, o["oracle"])]
+    if res.law is not None:
+        fitted = [float(v) for v in res.fit.predict(o["x"])]
+        o["fitted"] = fitted
+        o["gap_fitted"] = [f - q for f, q in zip(fitted, o["oracle"])]
 
 
-@dataclass
-class Analysis:
-    table: RunTable
-    options: Options
-    series: list[SeriesResult]
-    joint: list[JointResult]
-    plans: list[dict]
-    notes: list[str]
-
-    @property
-    def fitted(self) -> list[SeriesResult]:
-        return [r for r in self.series if r.fit is not None]
-
-    @property
-    def skipped(self) -> list[SeriesResult]:
-        return [r for r in self.series if r.fit is None]
-
-
-def _analyze_series(s: Series, options: Options) -> SeriesResult:
+def analyze_series(s: Series, options: Options) -> SeriesResult:
     res = SeriesResult(series=s, warnings=list(s.warnings))
-    res.floor, floor_warning = floor_of(s.runs, FLOOR_FIELD[options.metric])
+    res.floor, floor_warning = floor_of(s.runs, options.floor_field)
     if floor_warning:
         res.warnings.append(floor_warning)
+    res.oracle = oracle_curve(s, options.oracle_field)
     seed = s.seed_for(options.seed)
     what = f"{s.axis.name} series [{s.label}]"
+    blocks = s.blocks()
     try:
-        res.fit = fit_power_law(s.x, s.y, options.fit, seed=seed, what=what)
+        res.fit = fit_power_law(s.x, s.y, options.fit, seed=seed, what=what, blocks=blocks)
     except FitError as e:
         res.skipped = str(e)
         return res
     fit = res.fit
     res.seed_spread = seed_spread(s, options.fit)
-    res.efficiency = scaling_efficiency(fit, s, options.saturation_threshold)
-    res.extrapolation = extrapolation_check(s.x, s.y, options.fit, seed=seed + [1], what=what)
+    res.determined, res.reasons = determinedness(fit)
+    res.observed = observed(s, res.seed_std)
+    _compare_gamma(res)
+    _oracle_gaps(res)
+    if res.determined:
+        res.efficiency = scaling_efficiency(fit, s, options.saturation_threshold)
+        try:
+            res.extrapolation = rolling_extrapolation(s.x, s.y, options.fit, seed=seed + [1],
+                                                      blocks=blocks, what=what)
+        except FitError as e:
+            res.warnings.append(f"no rolling extrapolation check: {e}")
     if fit.n_points < MIN_POINTS_FOR_RELIABLE_CI:
         res.warnings.append(f"only {fit.n_points} runs: the bootstrap interval is unreliable")
-    if fit.at_bound:
-        res.warnings.append("at a bound: " + "; ".join(fit.at_bound))
-    if res.floor is not None and fit.boot is not None and fit.ci95()["gamma"][1] < res.floor:
-        res.warnings.append(f"gamma's whole interval lies below the Bayes floor {res.floor:.4g}: "
+    if fit.resampling.kind == "runs" and s.n_intermediate:
+        res.warnings.append("one seed, points from one trajectory: the interval is fit noise only")
+    g = (res.gamma_vs_floor or {}).get("gamma_minus_floor")
+    if res.determined and g and g["ci95"] and g["ci95"][1] < 0:
+        res.warnings.append(f"γ's whole interval lies below the Bayes floor {res.floor:.4g}: "
                             "this law cannot hold far beyond the measured range")
     return res
 
 
-def _analyze_joint(points: list[dict], options: Options) -> list[JointResult]:
-    """One joint law per (model, data) over every run with params and samples."""
-    groups: dict[tuple, list[dict]] = {}
-    for r in points:
-        if positive(r.get("params_total")) and positive(r.get("num_train_samples")):
-            groups.setdefault((freeze(r.get("model")), freeze(r.get("data"))), []).append(r)
-    out = []
-    for runs in groups.values():
-        group = {"model": runs[0].get("model"), "data": runs[0].get("data")}
-        P = np.array([r["params_total"] for r in runs], float)
-        D = np.array([r["num_train_samples"] for r in runs], float)
-        y = np.array([r[options.metric] for r in runs], float)
-        res = JointResult(group=group, P=P, D=D, y=y)
-        res.floor, w = floor_of(runs, FLOOR_FIELD[options.metric])
-        if w:
-            res.warnings.append(w)
-        label = " ".join(f"{k}={v}" for k, v in group.items() if v is not None)
-        key = json.dumps(group, sort_keys=True, default=str)
-        try:
-            res.fit = fit_joint(P, D, y, options.fit, seed=[options.seed, zlib.crc32(key.encode()), 2],
-                                what=f"joint law [{label}]")
-        except FitError as e:
-            res.skipped = str(e)
-            out.append(res)
-            continue
-        fps = np.array([positive(r.get("flops_per_sample")) or np.nan for r in runs], float)
-        res.flops_model = flops_model(P, fps)
-        flops = [positive(r.get("train_flops")) for r in runs]
-        flops = [f for f in flops if f]
-        fm = res.flops_model
-        if fm is None or not flops:
-            res.warnings.append("no flops_per_sample/train_flops: no compute-optimal split")
-        elif fm["k"] < 0.05:
-            res.warnings.append(f"FLOPs per sample barely grow with parameters (exponent {fm['k']:.3g}): "
-                                "the compute-optimal split is unbounded in parameters")
-        else:
-            c_max = max(flops)
-            res.compute_optimal = compute_optimal(res.fit, fm, [c_max, 10 * c_max, 100 * c_max])
-            res.exponents = split_exponents(res.fit, fm["k"])
-            if fm["r2"] < 0.8:
-                res.warnings.append(f"FLOPs per sample follow params_total loosely (log-log r2 "
-                                    f"{fm['r2']:.2f}): the split is indicative only")
-        out.append(res)
+# The parameter count P of the joint law within each scheme: the parameters the scheme
+# scales (a constant embedding part would be an offset no A/P^a can follow).
+JOINT_P_FIELD = {"embedding_dim": "params_total", "dense_arch_width": "params_dense",
+                 "over_arch_width": "params_dense", "mlp_width": "params_dense"}
+
+
+def _joint_groups(points: list[dict]) -> dict[tuple, tuple[str, dict, list[dict]]]:
+    """Per scaling scheme: the points that share everything but that scheme's x and N."""
+    out: dict[tuple, tuple[str, dict, list[dict]]] = {}
+    for scheme in SCHEMES:
+        fields = tuple(f for f in AXES[scheme].group_fields if f != "num_train_samples")
+        p_field = JOINT_P_FIELD[scheme]
+        groups: dict[tuple, list[dict]] = defaultdict(list)
+        for r in points:
+            if positive(r.get(scheme)) and positive(r.get(p_field)) and positive(r.get("num_train_samples")):
+                groups[tuple(freeze(value_of(r, f)) for f in fields)].append(r)
+        for key, runs in groups.items():
+            if len({r[scheme] for r in runs}) < 2:
+                continue
+            group = {"scheme": scheme, "model": runs[0].get("model"), "data_id": runs[0].get("data_id")}
+            group.update({f: runs[0].get(f) for f in ("embedding_dim", "dense_arch_width", "over_arch_width")
+                          if f != scheme and f in fields and runs[0].get(f) is not None})
+            out[(scheme, key)] = (scheme, group, runs)
     return out
+
+
+def analyze_joint(points: list[dict], options: Options) -> list[JointResult]:
+    """One joint law per (model, data, scheme) whose design crosses."""
+    return [joint_result(scheme, group, runs, options) for scheme, group, runs in _joint_groups(points).values()]
+
+
+def joint_result(scheme: str, group: dict, runs: list[dict], options: Options) -> JointResult:
+    """The joint law of one scheme's runs, or the reason it is not fitted."""
+    P = np.array([r[JOINT_P_FIELD[scheme]] for r in runs], float)
+    D = np.array([r["num_train_samples"] for r in runs], float)
+    y = np.array([r[options.metric] for r in runs], float)
+    res = JointResult(group=group, P=P, D=D, y=y, P_field=JOINT_P_FIELD[scheme])
+    res.floor, w = floor_of(runs, options.floor_field)
+    if w:
+        res.warnings.append(w)
+    res.crossing = crossing(P, D)
+    if not res.crossing["crosses"]:
+        res.skipped = res.crossing["reason"]
+        return res
+    key = json.dumps(group, sort_keys=True, default=str)
+    blocks = Series(axis=AXES["data"], metric=options.metric, group=group, runs=runs, x=D, y=y).blocks()
+    try:
+        res.fit = fit_joint(P, D, y, options.fit, seed=[options.seed, zlib.crc32(key.encode()), 2],
+                            what=f"joint law [{res.label}]", blocks=blocks, skip_bootstrap_at_bound=True)
+    except FitError as e:
+        res.skipped = str(e)
+        return res
+    res.determined, res.reasons = res.fit.determinedness()
+    fps = np.array([positive(r.get("flops_per_sample")) or np.nan for r in runs], float)
+    res.flops_model = flops_model(P, fps)
+    flops = [f for f in (positive(r.get("train_flops")) for r in runs) if f]
+    fm = res.flops_model
+    if fm is None or not flops:
+        res.warnings.append("no flops_per_sample/train_flops: no compute-optimal split")
+    elif fm["k"] < 0.05:
+        res.warnings.append(f"FLOPs per sample barely grow with parameters (exponent {fm['k']:.3g}): "
+                            "the compute-optimal split is unbounded in parameters")
+    else:
+        c_max = max(flops)
+        res.compute_optimal = compute_optimal(res.fit, fm, [c_max, 10 * c_max, 100 * c_max],
+                                              P_range=(P.min(), P.max()), D_range=(D.min(), D.max()))
+        res.exponents = split_exponents(res.fit, fm["k"])
+        if fm["r2"] < 0.8:
+            res.warnings.append(f"FLOPs per sample follow {res.P_field} loosely (log-log r2 "
+                                f"{fm['r2']:.2f}): the split is indicative only")
+    return res
 
 
 def analyze(table: RunTable, options: Options = Options()) -> Analysis:
@@ -165,128 +184,30 @@ def analyze(table: RunTable, options: Options = Options()) -> Analysis:
     unknown = [a for a in options.axes if a not in AXES]
     if unknown:
         raise ValueError(f"unknown axes {unknown}; known: {list(AXES)}")
-    results, notes = [], []
+    points = table.points if options.intermediate else table.finals
+    points, envelope = lr_envelope(points, options.metric)
+    series, notes = [], list(table.notes)
     for axis_name in options.axes:
-        series_list, axis_notes = build_series(table.points, AXES[axis_name], options.metric)
+        series_list, axis_notes = build_series(points, AXES[axis_name], options.metric)
         notes += axis_notes
-        results += [_analyze_series(s, options) for s in series_list]
-    joint = _analyze_joint(table.points, options) if options.joint else []
+        series += series_list
+    groups = list(_joint_groups(points).values()) if options.joint else []
+
+    # Every series and joint law is independent: fit them on the cores available.
+    def task(i: int):
+        if i < len(series):
+            res = analyze_series(series[i], options)
+            res.series = None  # the parent has it: do not send the runs back
+            return res
+        return joint_result(*groups[i - len(series)], options)
+
+    sizes = [len(s.runs) for s in series] + [20 * len(g[2]) for g in groups]  # joint laws cost most
+    done = run_jobs(task, len(sizes), options.jobs, order=sorted(range(len(sizes)), key=lambda i: -sizes[i]))
+    results = done[:len(series)]
+    for res, s in zip(results, series):
+        res.series = s
+    joint = done[len(series):]
     plans = [plan_target(r.fit, r.series, t, options.bytes_per_param, floor=r.floor)
-             for t in options.targets for r in results if r.fit is not None]
-    return Analysis(table=table, options=options, series=results, joint=joint, plans=plans, notes=notes)
-
-
-def headline(results: list[SeriesResult]) -> Optional[SeriesResult]:
-    """The series that speaks for an axis: the one at the largest scale (median
-    training FLOPs of its runs), then the one with more runs."""
-    fitted = [r for r in results if r.fit is not None]
-    if not fitted:
-        return None
-
-    def scale(r: SeriesResult):
-        flops = r.series.field_values("train_flops")
-        return (float(np.nanmedian(flops)) if np.isfinite(flops).any() else 0.0, r.fit.n_points)
-    return max(fitted, key=scale)
-
-
-# ---------------------------------------------------------------- records and files
-def fit_record(r: SeriesResult, options: Options) -> dict[str, Any]:
-    """One fits.json entry (schema in docs/ANALYSIS.md)."""
-    f, s, metric = r.fit, r.series, options.metric
-    return {
-        "axis": s.axis.name,
-        "x_field": s.axis.x_field,
-        "metric": metric,
-        "model": s.group.get("model"),
-        "group": s.group,
-        "label": s.label,
-        "n_points": f.n_points,
-        "n_distinct_x": f.n_distinct_x,
-        "x_range": [f.x_min, f.x_max],
-        "params": f.params(),
-        "ci95": f.ci95(),
-        "r2": f.r2,
-        "rmse_log": f.rmse_log,
-        "bayes_ne": r.floor,
-        "x_ref": f.x_ref,
-        "alpha_at_x_ref": f.alpha_ref,
-        "huber_delta": options.fit.huber_delta,
-        "loss": f.loss,
-        "at_bound": f.at_bound,
-        "n_bootstrap": 0 if f.boot is None else len(f.boot),
-        "bootstrap_seed": s.seed_for(options.seed),
-        "seed_spread": r.seed_spread,
-        "efficiency": r.efficiency,
-        "extrapolation": r.extrapolation,
-        "warnings": r.warnings,
-        "runs": [run.get("run_name") for run in s.runs],
-    }
-
-
-def joint_record(j: JointResult, metric: str) -> dict[str, Any]:
-    f = j.fit
-    return {
-        "form": "E + A / P^a + B / D^b",
-        "P_field": "params_total",
-        "D_field": "num_train_samples",
-        "metric": metric,
-        "group": j.group,
-        "n_points": len(j.y),
-        "skipped": j.skipped,
-        "params": f.params() if f else None,
-        "ci95": f.ci95() if f else None,
-        "r2": f.r2 if f else None,
-        "bayes_ne": j.floor,
-        "P_ref": f.P_ref if f else None,
-        "D_ref": f.D_ref if f else None,
-        "flops_per_sample_model": j.flops_model,
-        "compute_optimal": j.compute_optimal,
-        "compute_optimal_exponents": j.exponents,
-        "warnings": j.warnings,
-    }
-
-
-def _json_safe(v: Any) -> Any:
-    """NaN and infinities are not JSON: write them as null."""
-    if isinstance(v, dict):
-        return {str(k): _json_safe(u) for k, u in v.items()}
-    if isinstance(v, (list, tuple)):
-        return [_json_safe(u) for u in v]
-    if isinstance(v, (np.floating, float)):
-        v = float(v)
-        return v if math.isfinite(v) else None
-    if isinstance(v, np.integer):
-        return int(v)
-    if isinstance(v, np.bool_):
-        return bool(v)
-    return v
-
-
-def write_json(obj: Any, path: Path) -> None:
-    path.write_text(json.dumps(_json_safe(obj), indent=2, allow_nan=False) + "\n")
-
-
-def write_outputs(a: Analysis, out_dir: Path, make_plots: bool = True) -> list[Path]:
-    """runs.csv, excluded.csv, fits.json, joint.json, plan.json (with targets), the
-    PNG plots and report.md; returns the paths written."""
-    from analysis import plots, report  # matplotlib only when writing
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    written = []
-
-    def out(name: str) -> Path:
-        written.append(out_dir / name)
-        return out_dir / name
-
-    write_rows_csv(a.table.points, out("runs.csv"))
-    write_rows_csv(a.table.excluded, out("excluded.csv"),
-                   leading=("run_name", "state", "reason", "run_dir"))
-    write_json([fit_record(r, a.options) for r in a.fitted], out("fits.json"))
-    write_json([joint_record(j, a.options.metric) for j in a.joint], out("joint.json"))
-    if a.options.targets:
-        write_json(a.plans, out("plan.json"))
-    figures = plots.write_all(a, out_dir) if make_plots else []
-    written += figures
-    (out("report.md")).write_text(report.render(a, [p.name for p in figures]))
-    return written
+             for t in options.targets for r in results if r.determined]
+    return Analysis(table=table, options=options, series=results, joint=joint, plans=plans, notes=notes,
+                    lr_envelope=envelope)

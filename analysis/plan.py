@@ -6,7 +6,8 @@ of the needed x is read off the series itself: each cost quantity (samples, para
 FLOPs, throughput) is regressed log-log on x over the series' runs and extrapolated
 (exact for the axis' own quantity, e.g. samples on the data axis; a constant for what
 the series holds fixed).  Embedding memory = embedding params x bytes per parameter;
-training time = samples / the measured throughput, on the runs' hardware.
+training time = samples / the measured throughput, on the runs' hardware.  Only a
+determined law (analysis.determined) is planned with.
 """
 from __future__ import annotations
 
@@ -89,6 +90,9 @@ def plan_target(fit: PowerLawFit, series: Series, target: float,
         out["boot_fraction_unreachable"] = float(np.mean(~np.isfinite(lb)))
         with np.errstate(invalid="ignore"):  # inf propagates: "unbounded above"
             lo, hi = np.percentile(lb, [2.5, 97.5], method="inverted_cdf")
+            c = fit.resampling.scale  # few seeds: widened about the estimate (analysis.bootstrap)
+            if c != 1.0 and np.isfinite(log10_x):
+                lo, hi = log10_x - c * (log10_x - lo), log10_x + c * (hi - log10_x)
         out["x_needed_ci95"] = [10.0 ** lo if lo < 300 else None, 10.0 ** hi if hi < 300 else None]
     if not np.isfinite(log10_x):
         out.update(status="unreachable", x_needed=None, log10_x_needed=None,

@@ -1,5 +1,7 @@
-"""PNG plots: NE against each axis with the fitted laws and 95% bands, the compute
-frontier, residuals, and the joint law.  Agg backend: no display is needed."""
+"""PNG plots: the metric against each axis with the determined laws and their 95% bands
+(and, where known, the capacity limit per x: the oracle curve), the compute frontier,
+residuals, the rolling extrapolation errors and the joint law.  Names and axis titles
+follow the metric (ne_vs_data.png, logloss_vs_data.png).  Agg backend: no display."""
 from __future__ import annotations
 
 from collections import defaultdict
@@ -13,6 +15,8 @@ import numpy as np  # noqa: E402
 from matplotlib.ticker import (FixedLocator, FormatStrFormatter, MaxNLocator,  # noqa: E402
                                NullFormatter)
 
+from analysis.parallel import run_jobs  # noqa: E402
+from analysis.results import METRIC_SHORT, METRIC_WORDS  # noqa: E402
 from analysis.series import AXES, short_value  # noqa: E402
 
 _DPI = 110
@@ -26,15 +30,21 @@ def _styles(models):
             {m: _MODEL_LINESTYLES[i % len(_MODEL_LINESTYLES)] for i, m in enumerate(order)})
 
 
-def _curve(ax, fit, color, ls, x_lo, x_hi, label):
+# More laws than this in one plot and their bands only hide each other: drawn without.
+MAX_BANDS = 8
+
+
+def _curve(ax, fit, color, ls, x_lo, x_hi, label, band=True):
     """Fitted law over the measured range (solid) and one decade beyond (thin), with
-    the pointwise 95% bootstrap band."""
+    the pointwise 95% bootstrap band (as wide as the fit's intervals: see
+    analysis.bootstrap)."""
     xs = np.geomspace(x_lo, x_hi * 10, 160)
     inside = xs <= x_hi
-    ax.plot(xs[inside], fit.predict(xs[inside]), ls, color=color, lw=1.6, label=label)
-    ax.plot(xs[~inside], fit.predict(xs[~inside]), ls, color=color, lw=0.8, alpha=0.7)
-    if fit.boot is not None:
-        lo, hi = np.percentile(fit.predict_boot(xs), [2.5, 97.5], axis=0)
+    ys = fit.predict(xs)
+    ax.plot(xs[inside], ys[inside], ls, color=color, lw=1.6, label=label)
+    ax.plot(xs[~inside], ys[~inside], ls, color=color, lw=0.8, alpha=0.7)
+    if band and fit.boot is not None:
+        lo, hi = fit.resampling.band(fit.predict_boot(xs), ys)
         ax.fill_between(xs, lo, hi, color=color, alpha=0.15, lw=0)
 
 
@@ -42,6 +52,14 @@ def _floors(ax, results):
     floors = sorted({round(r.floor, 12) for r in results if r.floor is not None})
     for i, f in enumerate(floors):
         ax.axhline(f, color="k", ls=":", lw=1.0, label="Bayes floor" if i == 0 else None)
+
+
+def _oracle(ax, r, color):
+    """The capacity limit of each model size (unlimited data) on a model axis."""
+    o = r.oracle
+    if o and len(set(o["oracle"])) > 1:
+        ax.plot(o["x"], o["oracle"], "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4,
+                label="oracle (capacity limit per size)")
 
 
 def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
@@ -64,7 +82,7 @@ def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
     fig.subplots_adjust(left=0.1, right=0.97, top=1 - 0.45 / (4.6 + legend_in),
                         bottom=(legend_in + 0.75) / (4.6 + legend_in))
     ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(0.0, -0.12), frameon=False)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, pil_kwargs={"compress_level": 3})
     plt.close(fig)
 
 
@@ -78,19 +96,29 @@ def short_labels(series_list) -> list[str]:
 
 def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
     axis = AXES[axis_name]
+    word = METRIC_WORDS.get(metric, metric)
     markers, styles = _styles(r.series.model for r in results)
     fig, ax = plt.subplots()
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     labels = short_labels([r.series for r in results])
+    entries = 1
+    bands = sum(r.law is not None for r in results) <= MAX_BANDS
     for i, (r, label) in enumerate(zip(results, labels)):
         s, color = r.series, colors[i % len(colors)]
-        ax.scatter(s.x, s.y, s=14, color=color, marker=markers[s.model], alpha=0.8, zorder=3)
-        f = r.fit
-        _curve(ax, f, color, styles[s.model], f.x_min, f.x_max,
-               f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}")
+        ax.scatter(s.x, s.y, s=14, color=color, marker=markers[s.model], alpha=0.8, zorder=3,
+                   label=None if r.determined else f"{label}: not determined (no law)")
+        f = r.law
+        if f is not None:
+            _curve(ax, f, color, styles[s.model], f.x_min, f.x_max, f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}",
+                   band=bands)
+        entries += 1
+        if metric == "eval_ne" and r.oracle and len(set(r.oracle["oracle"])) > 1:
+            _oracle(ax, r, color)
+            entries += 1
     _floors(ax, results)
-    _finish(ax, fig, path, f"{metric} vs {axis.label}: α·x^-β + γ with 95% bootstrap band",
-            f"{axis.label}  [{axis.x_field}]", metric, len(results) + 1)
+    _finish(ax, fig, path, f"{word} vs {axis.label}: α·x^-β + γ (determined laws)"
+            + (" with 95% bootstrap band" if bands else f" (bands omitted: more than {MAX_BANDS} laws)"),
+            f"{axis.label}  [{axis.x_field}]", f"{word} [{metric}]", entries)
 
 
 def plot_frontier(results, metric: str, path: Path) -> None:
@@ -105,12 +133,13 @@ def plot_frontier(results, metric: str, path: Path) -> None:
                    color=color, marker=markers[s.model], alpha=0.25, zorder=2)
         ax.scatter(s.x, s.y, s=22, color=color, marker=markers[s.model], edgecolor="k",
                    lw=0.5, zorder=3, label=f"{label}: frontier runs")
-        f = r.fit
-        _curve(ax, f, color, styles[s.model], f.x_min, f.x_max,
-               f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}")
+        f = r.law
+        if f is not None:
+            _curve(ax, f, color, styles[s.model], f.x_min, f.x_max, f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}")
     _floors(ax, results)
-    _finish(ax, fig, path, f"Compute frontier: lowest {metric} per FLOP budget (faint: all runs)",
-            "training FLOPs  [train_flops]", metric, 2 * len(results) + 1)
+    word = METRIC_WORDS.get(metric, metric)
+    _finish(ax, fig, path, f"Compute frontier: lowest {word} per FLOP budget (faint: all runs)",
+            "training FLOPs  [train_flops]", f"{word} [{metric}]", 2 * len(results) + 1)
 
 
 def plot_residuals(results, path: Path, huber_delta: float) -> None:
@@ -140,11 +169,11 @@ def plot_residuals(results, path: Path, huber_delta: float) -> None:
         ax.grid(True, alpha=0.25)
     for ax in list(axes.flat)[len(names):]:
         ax.axis("off")
-    fig.suptitle("Residuals of the per-series fits (log NE − log fit)", fontsize=10)
+    fig.suptitle("Residuals of the per-series fits (log metric − log fit)", fontsize=10)
     # Fixed margins: tight_layout measures every tick label and costs ~1 s here.
     fig.subplots_adjust(left=0.08, right=0.98, bottom=0.08, top=1 - 0.6 / (3.2 * rows),
                         wspace=0.35, hspace=0.45)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, pil_kwargs={"compress_level": 3})
     plt.close(fig)
 
 
@@ -158,35 +187,74 @@ def plot_joint(joint_results, metric: str, path: Path) -> None:
         lo, hi = min(pred.min(), j.y.min()), max(pred.max(), j.y.max())
         ax.plot([lo, hi], [lo, hi], "k-", lw=0.8)
         f = j.fit
-        ax.set_title(f"{j.group.get('model')}: E={f.E:.4g}, a={f.a:.3g}, b={f.b:.3g}", fontsize=9)
+        ax.set_title(f"{j.group.get('model')} {j.group.get('scheme')}: E={f.E:.4g}, a={f.a:.3g}, b={f.b:.3g}"
+                     + ("" if j.determined else " (not determined)"), fontsize=9)
         ax.set_xlabel(f"joint law E + A/P^a + B/D^b", fontsize=8)
         ax.set_ylabel(f"observed {metric}", fontsize=8)
         fig.colorbar(sc, ax=ax, label="log2 samples")
     fig.subplots_adjust(left=0.1, right=0.95, bottom=0.13, top=0.9, wspace=0.35)
-    fig.savefig(path, dpi=_DPI)
+    fig.savefig(path, dpi=_DPI, pil_kwargs={"compress_level": 3})
+    plt.close(fig)
+
+
+def plot_rolling(results, path: Path) -> None:
+    """|relative error| of every rolling prediction against its extrapolation factor."""
+    fig, ax = plt.subplots(figsize=(7.5, 4.6))
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    names = sorted({r.series.axis.name for r in results}, key=list(AXES).index)
+
+    def err(p):  # in per cent, floored so that log axes can show an exact prediction
+        return max(100 * abs(p["relative_error"]), 1e-3)
+    for r in results:
+        color = colors[names.index(r.series.axis.name) % len(colors)]
+        preds = sorted(r.extrapolation["predictions"], key=lambda p: p["factor"])
+        for k in sorted({p["n_fit_x"] for p in preds}):
+            ps = [p for p in preds if p["n_fit_x"] == k]
+            ax.plot([p["factor"] for p in ps], [err(p) for p in ps], "-o", color=color, lw=0.7, ms=2.5, alpha=0.5)
+        out = [p for p in preds if not p["within"]]
+        ax.scatter([p["factor"] for p in out], [err(p) for p in out], marker="x", color=color, s=28, zorder=3)
+    for i, name in enumerate(names):
+        ax.plot([], [], "-o", ms=2.5, color=colors[i % len(colors)], label=AXES[name].label)
+    ax.scatter([], [], marker="x", color="k", label="outside its 95% interval")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("extrapolation factor (predicted x / largest fitted x)")
+    ax.set_ylabel("|relative error| (%)")
+    ax.set_title("Rolling extrapolation: fit on the smallest k x values, predict every larger one", fontsize=10)
+    ax.grid(True, alpha=0.3)
+    ax.legend(fontsize=8, frameon=False)
+    fig.subplots_adjust(left=0.1, right=0.97, bottom=0.12, top=0.92)
+    fig.savefig(path, dpi=_DPI, pil_kwargs={"compress_level": 3})
     plt.close(fig)
 
 
 def write_all(a, out_dir: Path) -> list[Path]:
-    """Every plot the analysis supports; returns the paths written."""
+    """Every plot the analysis supports (drawn on the cores available); returns the paths."""
     out_dir = Path(out_dir)
-    paths = []
+    jobs = []  # (path, function, args)
+    short = METRIC_SHORT.get(a.options.metric, a.options.metric)
+    metric = a.options.metric
     by_axis = defaultdict(list)
     for r in a.fitted:
         by_axis[r.series.axis.name].append(r)
     for name in AXES:
         if not by_axis.get(name):
             continue
-        path = out_dir / ("compute_frontier.png" if name == "compute" else f"ne_vs_{name}.png")
         if name == "compute":
-            plot_frontier(by_axis[name], a.options.metric, path)
+            jobs.append((out_dir / "compute_frontier.png", plot_frontier, (by_axis[name], metric)))
         else:
-            plot_axis(by_axis[name], name, a.options.metric, path)
-        paths.append(path)
-    if a.fitted:
-        paths.append(out_dir / "residuals.png")
-        plot_residuals(a.fitted, paths[-1], a.options.fit.huber_delta)
+            jobs.append((out_dir / f"{short}_vs_{name}.png", plot_axis, (by_axis[name], name, metric)))
+    if a.determined:
+        jobs.append((out_dir / "residuals.png", lambda res, path: plot_residuals(res, path, a.options.fit.huber_delta),
+                     (a.determined,)))
+    rolling = [r for r in a.determined if r.extrapolation]
+    if rolling:
+        jobs.append((out_dir / "rolling_extrapolation.png", plot_rolling, (rolling,)))
     if any(j.fit is not None for j in a.joint):
-        paths.append(out_dir / "joint_law.png")
-        plot_joint(a.joint, a.options.metric, paths[-1])
-    return paths
+        jobs.append((out_dir / "joint_law.png", plot_joint, (a.joint, METRIC_WORDS.get(metric, metric))))
+
+    def draw(i: int) -> None:
+        path, fn, args = jobs[i]
+        fn(*args, path)
+    run_jobs(draw, len(jobs), a.options.jobs, min_jobs_to_fork=3)
+    return [path for path, _, _ in jobs]

@@ -1,47 +1,68 @@
-"""Find run directories and load them into a table (DESIGN.md, "The run directory").
+"""Find run directories and load them into a table (the contract: rundir/contract.py).
 
-The table is a list of dicts, one per usable run: the run's `summary.json` fields as
-written (extra fields included), plus `run_dir`.  Everything that is not a data point --
-unfinished, failed, diverged, corrupt or invalid -- goes to a separate list with the
-reason, so the report can count and list it; nothing here raises for one bad run.
+The table is a list of dicts, one per data point: a completed run's `summary.json` fields
+as written (extra fields included), normalised to contract version 2 (see `normalise`),
+plus `run_dir`, `intermediate` (False) and `source_run`; and, from runs that allow it,
+their intermediate eval points (analysis.points).  Everything that is not a data point --
+unfinished, interrupted, failed, diverged, corrupt or invalid -- goes to a separate list
+with the reason, so the report can count and list it; nothing here raises for one bad run.
 """
 from __future__ import annotations
 
 import csv
 import json
-import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
-from analysis.errors import AnalysisInputError
+import rundir
+from rundir import Status
 
-RUN_MARKERS = ("config.yaml", "summary.json", "metrics.jsonl")
-TERMINAL_STATUSES = ("completed", "failed", "diverged")
+from analysis.errors import AnalysisInputError
+from analysis.points import add_intermediate_points
+from analysis.values import finite_number
+
 # The Bayes floor that goes with each metric that can be fitted.
 FLOOR_FIELD = {"eval_ne": "bayes_ne", "eval_logloss": "bayes_logloss"}
+# The capacity limit (unlimited data) that goes with each metric; known for NE only.
+ORACLE_FIELD = {"eval_ne": "oracle_ne", "eval_logloss": None}
 # Leading columns of runs.csv, in this order; every other summary field follows, sorted.
 CSV_LEADING_COLUMNS = (
-    "run_name", "status", "model", "data", "seed", "num_train_samples", "embedding_dim",
-    "mlp_width", "mlp_depth", "params_total", "params_embedding", "params_dense",
-    "flops_per_sample", "train_flops", "eval_ne", "eval_logloss", "eval_auc", "bayes_ne",
+    "run_name", "status", "intermediate", "source_run", "model", "data", "data_id", "seed",
+    "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width",
+    "mlp_depth", "embedding_lr", "dense_lr", "params_total", "params_embedding", "params_dense",
+    "flops_per_sample", "train_flops", "eval_ne", "eval_logloss", "eval_auc", "bayes_ne", "oracle_ne",
 )
-# A metrics.jsonl can grow large; the progress of an unfinished run needs only its end.
-_METRICS_TAIL_BYTES = 64 * 1024
+# Summary fields copied into an exclusion row, so that a reader sees which point it was.
+_EXCLUDED_KEYS = ("model", "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width",
+                  "mlp_width", "seed")
 
 
 @dataclass
 class RunTable:
-    """Usable runs (`points`) and everything else with its reason (`excluded`)."""
+    """Data points (`points`: final evals of completed runs, then intermediate evals),
+    everything else with its reason (`excluded`: one row per run dir), and the
+    intermediate evals that cannot be used (`refused`: one row per run)."""
 
     roots: list[str]
     metric: str
     points: list[dict[str, Any]] = field(default_factory=list)
     excluded: list[dict[str, Any]] = field(default_factory=list)
+    refused: list[dict[str, Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def finals(self) -> list[dict[str, Any]]:
+        return [p for p in self.points if not p.get("intermediate")]
+
+    @property
+    def n_intermediate(self) -> int:
+        return sum(bool(p.get("intermediate")) for p in self.points)
 
     def counts(self) -> dict[str, int]:
-        out = {"completed": len(self.points)}
+        """Run dirs per state (intermediate eval points are not run dirs)."""
+        out = {str(Status.COMPLETED): len(self.finals)}
         for row in self.excluded:
             out[row["state"]] = out.get(row["state"], 0) + 1
         return out
@@ -50,71 +71,85 @@ class RunTable:
 def find_run_dirs(root: Path) -> list[Path]:
     """Every directory under `root` (itself included) holding a run marker, sorted.
 
-    Hidden directories (`.hydra`, `.git`) are not searched, nor a run's `checkpoint*`
+    Hidden directories (`.hydra`, `.git`) are not searched, nor a run's checkpoint
     folders (a checkpoint may hold a copy of the config).  A directory whose only marker
-    is a `config.yaml` but that has run dirs below it is a sweep root, not a run.
+    is a config file but that has run dirs below it is a sweep root, not a run.
     """
     found: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
-        is_run = any(m in filenames for m in RUN_MARKERS)
+        is_run = any(m in filenames for m in rundir.RUN_MARKERS)
         dirnames[:] = sorted(
             d for d in dirnames
-            if not d.startswith(".") and not (is_run and d.startswith("checkpoint"))
+            if not d.startswith(".") and not (is_run and d.startswith(rundir.CHECKPOINT_DIR))
         )
         if is_run:
             found.append(Path(dirpath))
     found_set = set(found)
 
     def is_container(p: Path) -> bool:
-        only_config = not (p / "summary.json").exists() and not (p / "metrics.jsonl").exists()
+        only_config = not (p / rundir.SUMMARY_FILE).exists() and not (p / rundir.METRICS_FILE).exists()
         return only_config and any(q != p and p in q.parents for q in found_set)
 
     return sorted(p for p in found if not is_container(p))
 
 
-def _finite_number(value: Any) -> Optional[float]:
-    """`value` as a float when it is a finite number (bools and strings are not)."""
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        return None
-    v = float(value)
-    return v if math.isfinite(v) else None
+def last_progress(run_dir: Path) -> dict[str, Any]:
+    """The last `step` and `samples_seen` logged in metrics.jsonl ({} when none)."""
+    last: dict[str, Any] = {}
+    for point in rundir.iter_points(run_dir):
+        for key in ("step", "samples_seen"):
+            if key in point:
+                last[key] = point[key]
+    return last
 
 
-def _data_name(value: Any) -> Optional[str]:
-    """The data set's name: summaries may store a name or the whole data config."""
-    if value is None:
-        return None
-    if isinstance(value, dict):
-        for key in ("name", "_target_", "source"):
-            if isinstance(value.get(key), str):
-                return value[key]
-        return json.dumps(value, sort_keys=True)
-    return str(value)
-
-
-def _progress(run_dir: Path) -> str:
-    """A short description of how far an unfinished run got, from its metrics.jsonl."""
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
+def _progress_text(run_dir: Path, total: Any = None) -> str:
+    if not (run_dir / rundir.METRICS_FILE).exists():
         return "no metrics logged yet"
-    with open(path, "rb") as f:
-        f.seek(0, os.SEEK_END)
-        size = f.tell()
-        f.seek(max(0, size - _METRICS_TAIL_BYTES))
-        lines = f.read().decode("utf-8", errors="replace").splitlines()
-    for line in reversed(lines):  # the last line may be half written: skip what fails
-        try:
-            rec = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(rec, dict):
-            parts = [f"{k}={rec[k]}" for k in ("step", "samples_seen") if k in rec]
-            return "last logged " + ", ".join(parts) if parts else "metrics logged"
-    return "metrics.jsonl has no readable line"
+    last = last_progress(run_dir)
+    if not last:
+        return f"{rundir.METRICS_FILE} has no readable line"
+    parts = [f"{k}={last[k]}" for k in ("step", "samples_seen") if k in last]
+    text = "last logged " + ", ".join(parts)
+    if total and "samples_seen" in last:
+        text += f" of {total} samples"
+    return text
+
+
+def hidden_width(layers: Any) -> Optional[int]:
+    """The hidden width of an MLP given as layer sizes: all layers but the last, when they
+    are all equal (None without a hidden layer or when they differ)."""
+    if not isinstance(layers, (list, tuple)) or len(layers) < 2:
+        return None
+    hidden = layers[:-1]
+    return int(hidden[0]) if all(h == hidden[0] for h in hidden) else None
+
+
+def normalise(summary: dict) -> dict:
+    """A summary in the terms of contract version 2, whatever version wrote it.
+
+    Version 1 (no `rundir_version`): `dense_arch_width` / `over_arch_width` derived from
+    the hidden layers of the layer sizes, `mlp_width` kept as written.  Any version: a
+    missing `data_id` falls back to the data set's name (runs of different data are never
+    one series)."""
+    record = dict(summary)
+    record["rundir_version"] = summary.get("rundir_version", 1)
+    for width, layers in (("dense_arch_width", "dense_arch_layer_sizes"),
+                          ("over_arch_width", "over_arch_layer_sizes")):
+        if record.get(width) is None:
+            derived = hidden_width(summary.get(layers))
+            if derived is None and layers not in summary:
+                derived = summary.get("mlp_width")  # no layer sizes: the one MLP width
+            record[width] = derived
+    data = summary.get("data")
+    record["data"] = None if data is None else str(data)
+    if record.get("data_id") is None:
+        record["data_id"] = record["data"]
+    return record
 
 
 def load_run(run_dir: Path, root: Path, metric: str) -> tuple[Optional[dict], Optional[dict]]:
-    """(record, None) for a usable run, (None, exclusion) for anything else."""
+    """(record, None) for a completed run with a usable metric, (None, exclusion) else."""
     try:
         rel = str(run_dir.relative_to(root)) if run_dir != root else run_dir.name
     except ValueError:
@@ -125,50 +160,55 @@ def load_run(run_dir: Path, root: Path, metric: str) -> tuple[Optional[dict], Op
         row = {"run_dir": str(run_dir), "run_name": name, "state": state, "reason": reason}
         if summary:
             row["run_name"] = str(summary.get("run_name") or name)
-            for key in ("model", "num_train_samples", "embedding_dim", "mlp_width", "seed"):
+            for key in _EXCLUDED_KEYS:
                 if key in summary:
                     row[key] = summary[key]
         return None, row
 
-    summary_path = run_dir / "summary.json"
+    summary_path = run_dir / rundir.SUMMARY_FILE
     if not summary_path.exists():
-        return excluded("unfinished", f"no summary.json ({_progress(run_dir)})")
+        return excluded("unfinished", f"no {rundir.SUMMARY_FILE} ({_progress_text(run_dir)})")
     try:
         summary = json.loads(summary_path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError, OSError) as e:
-        return excluded("corrupt", f"corrupt summary.json: {e}")
+        return excluded("corrupt", f"corrupt {rundir.SUMMARY_FILE}: {e}")
     if not isinstance(summary, dict):
-        return excluded("corrupt", f"corrupt summary.json: a {type(summary).__name__}, not an object")
+        return excluded("corrupt", f"corrupt {rundir.SUMMARY_FILE}: a {type(summary).__name__}, not an object")
 
     status = summary.get("status")
-    if status in ("failed", "diverged"):
+    if status in (Status.FAILED, Status.DIVERGED):
         detail = [f"{k}={summary[k]}" for k in ("error", "diverged_step") if summary.get(k) is not None]
-        return excluded(status, status + (f" ({'; '.join(detail)})" if detail else ""), summary)
-    if status != "completed":
-        return excluded("invalid", f"unknown status {status!r} in summary.json", summary)
+        return excluded(str(status), str(status) + (f" ({'; '.join(detail)})" if detail else ""), summary)
+    if status == Status.INTERRUPTED:
+        return excluded(str(Status.INTERRUPTED), "interrupted (resumable: a relaunch continues it; "
+                        f"{_progress_text(run_dir, summary.get('num_train_samples'))})", summary)
+    if status != Status.COMPLETED:
+        return excluded("invalid", f"unknown status {status!r} in {rundir.SUMMARY_FILE}", summary)
 
     raw = summary.get(metric)
     if raw is None:
         return excluded("invalid", f"completed but {metric} is missing", summary)
-    value = _finite_number(raw)
+    value = finite_number(raw)
     if value is None or value <= 0:
         return excluded("invalid", f"{metric} is {raw!r} (need a finite positive number)", summary)
 
-    record = dict(summary)
+    record = normalise(summary)
     record["run_dir"] = str(run_dir)
     record.setdefault("run_name", name)
-    record["data"] = _data_name(summary.get("data"))
+    record["intermediate"] = False
+    record["source_run"] = record["run_name"]
     record[metric] = value
-    # A floor that is not a finite number is unknown, as for real data.
-    floor_field = FLOOR_FIELD.get(metric)
-    if floor_field is not None:
-        record[floor_field] = _finite_number(summary.get(floor_field))
+    # A floor (or oracle) that is not a finite number is unknown, as for real data.
+    for known in (FLOOR_FIELD.get(metric), ORACLE_FIELD.get(metric)):
+        if known is not None:
+            record[known] = finite_number(summary.get(known))
     return record, None
 
 
-def load_runs(roots: list[str | Path], metric: str = "eval_ne") -> RunTable:
-    """Load every run dir under `roots`.  Raises AnalysisInputError only for the input
-    as a whole: a path that does not exist, or holds no run directory at all."""
+def load_runs(roots: list[str | Path], metric: str = "eval_ne", intermediate: bool = True) -> RunTable:
+    """Load every run dir under `roots`, and (with `intermediate`) the intermediate eval
+    points of the completed ones.  Raises AnalysisInputError only for the input as a
+    whole: a path that does not exist, or holds no run directory at all."""
     if metric not in FLOOR_FIELD:
         raise AnalysisInputError(f"unknown metric {metric!r}; one of {sorted(FLOOR_FIELD)}")
     table = RunTable(roots=[str(r) for r in roots], metric=metric)
@@ -180,9 +220,10 @@ def load_runs(roots: list[str | Path], metric: str = "eval_ne") -> RunTable:
             raise AnalysisInputError(f"{root}: not a directory")
         run_dirs = find_run_dirs(root)
         if not run_dirs:
+            markers = rundir.RUN_MARKERS
             raise AnalysisInputError(
                 f"{root}: no run directories found (a run dir holds "
-                f"{', '.join(RUN_MARKERS[:-1])} or {RUN_MARKERS[-1]})"
+                f"{', '.join(markers[:-1])} or {markers[-1]})"
             )
         for run_dir in run_dirs:
             key = os.path.realpath(run_dir)
@@ -194,6 +235,8 @@ def load_runs(roots: list[str | Path], metric: str = "eval_ne") -> RunTable:
                 table.points.append(record)
             else:
                 table.excluded.append(exclusion)
+    if intermediate:
+        add_intermediate_points(table)
     return table
 
 

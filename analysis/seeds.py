@@ -1,6 +1,6 @@
 """How much NE and the fitted law move between seeds of the same grid point.
 
-The bootstrap interval already contains seed noise (it resamples runs); this is the
+The bootstrap interval contains seed noise when it resamples whole seeds; this is the
 direct view a reader asks for: the spread of NE between repeats of one grid point, and,
 when every seed alone covers enough x values, the spread of the law fitted per seed.
 """
@@ -32,6 +32,11 @@ def seed_spread(series: Series, settings: FitSettings) -> Optional[dict[str, Any
         out["ne_std_between_seeds"] = float(np.sqrt(pooled_var))
         out["ne_std_between_seeds_relative"] = float(np.sqrt(pooled_var) / np.mean(np.concatenate(repeated)))
         out["ne_range_between_seeds_max"] = float(max(np.ptp(v) for v in repeated))
+    x_max = max(by_x)
+    at_max = np.asarray(by_x[x_max])
+    if at_max.size > 1:  # the spread where the conclusions are read: the largest x
+        out["at_x_max"] = {"x": x_max, "n_seeds": int(at_max.size), "ne_mean": float(at_max.mean()),
+                           "ne_std": float(at_max.std(ddof=1)), "ne_range": float(np.ptp(at_max))}
 
     # Per-seed laws: one weighting per seed that covers enough x values, fitted together.
     seeds_of_runs = series.seeds()

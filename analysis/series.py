@@ -1,10 +1,14 @@
-"""Group the run table into series: runs that differ only along one axis.
+"""Group the data points into series: runs that differ only along one axis.
 
-A law NE(x) describes one resource with everything else fixed, so a series is all
-usable runs sharing the values of the axis' `group_fields`.  Runs of the same grid point
-with different seeds are all points of the series (the bootstrap resamples runs).  The
-compute axis is different: its series is the frontier -- the grid points that reach the
-lowest NE for their FLOP budget -- per model and data set.
+A law NE(x) describes one resource with everything else fixed, so a series is all points
+sharing the values of the axis' `group_fields`; the seeds of one point are all points of
+it.  The model axes are the scaling schemes of Ardalani et al. 2022, each an axis of its
+own: embedding dim, the bottom MLP's width (dense arch), the top MLP's width (over arch)
+and both MLPs scaled together (mlp_width).  Parameter-count axes are fitted only within
+one scheme's series (runs of two schemes are never one law), and only for the parameters
+that scheme scales.  Intermediate eval points (analysis.points) belong to the data axis
+and the compute frontier only.  The compute axis is the frontier -- the grid points that
+reach the lowest NE for their FLOP budget -- per model and data.
 """
 from __future__ import annotations
 
@@ -17,34 +21,65 @@ from typing import Any, Optional
 
 import numpy as np
 
+from analysis.values import freeze, positive
+
 
 @dataclass(frozen=True)
 class Axis:
     name: str  # as in fits.json
-    x_field: str  # the summary.json field that is x
+    x_field: str  # the field that is x
     group_fields: tuple[str, ...]  # held fixed within a series
     label: str  # axis title for plots and tables
+    # Parameter-count axes: the schemes within which they are fitted.
+    schemes: tuple[str, ...] = ()
+
+    @property
+    def is_param_count(self) -> bool:
+        return bool(self.schemes)
 
 
+# Held fixed in every model-axis series besides the model's own shape.
+_SETUP = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
+          "lr_warmup_samples", "lr_schedule")
+_DENSE = ("dense_arch_width", "dense_arch_hidden")
+_OVER = ("over_arch_width", "over_arch_hidden")
+SCHEMES = ("embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width")
 AXES: dict[str, Axis] = {a.name: a for a in (
-    Axis("data", "num_train_samples",
-         ("model", "data", "embedding_dim", "mlp_width", "mlp_depth"), "training samples (one epoch)"),
-    Axis("params", "params_total", ("model", "data", "num_train_samples"), "parameters (total)"),
-    Axis("params_embedding", "params_embedding", ("model", "data", "num_train_samples"),
-         "embedding parameters"),
-    Axis("params_dense", "params_dense", ("model", "data", "num_train_samples"), "dense parameters"),
-    Axis("embedding_dim", "embedding_dim",
-         ("model", "data", "mlp_width", "mlp_depth", "num_train_samples"), "embedding dimension"),
-    Axis("mlp_width", "mlp_width",
-         ("model", "data", "embedding_dim", "mlp_depth", "num_train_samples"), "MLP width"),
-    Axis("compute", "train_flops", ("model", "data"), "training FLOPs (frontier)"),
+    Axis("data", "num_train_samples", _SETUP + ("embedding_dim",) + _DENSE + _OVER + ("mlp_depth",),
+         "training samples (one epoch)"),
+    Axis("embedding_dim", "embedding_dim", _SETUP + _DENSE + _OVER + ("mlp_depth", "num_train_samples"),
+         "embedding dimension"),
+    Axis("dense_arch_width", "dense_arch_width",
+         _SETUP + ("embedding_dim",) + _OVER + ("mlp_depth", "num_train_samples"), "bottom MLP width"),
+    Axis("over_arch_width", "over_arch_width",
+         _SETUP + ("embedding_dim",) + _DENSE + ("mlp_depth", "num_train_samples"), "top MLP width"),
+    Axis("mlp_width", "mlp_width", _SETUP + ("embedding_dim", "mlp_depth", "num_train_samples"),
+         "both MLPs' width"),
+    Axis("params", "params_total", (), "parameters (total)", schemes=SCHEMES),
+    Axis("params_embedding", "params_embedding", (), "embedding parameters", schemes=("embedding_dim",)),
+    Axis("params_dense", "params_dense", (), "dense parameters",
+         schemes=("dense_arch_width", "over_arch_width", "mlp_width")),
+    Axis("compute", "train_flops", ("model", "data_id"), "training FLOPs (frontier)"),
 )}
-# Everything that defines a grid point of a sweep except the seed.
-GRID_FIELDS = ("model", "data", "embedding_dim", "mlp_width", "mlp_depth", "num_train_samples")
+# Everything that defines a grid point of a sweep except the seed (and the learning
+# rates, which the envelope has already chosen).
+GRID_FIELDS = _SETUP + ("embedding_dim",) + _DENSE + _OVER + ("mlp_width", "mlp_depth", "num_train_samples")
 # Fields compared when two runs of a series share x and seed (see _duplicate_warning).
-_OTHER_CONFIG_FIELDS = ("embedding_dim", "mlp_width", "mlp_depth", "num_train_samples",
-                        "dense_arch_layer_sizes", "over_arch_layer_sizes", "batch_size",
-                        "learning_rate", "lr", "params_total")
+_OTHER_CONFIG_FIELDS = ("embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width", "mlp_depth",
+                        "num_train_samples", "dense_arch_layer_sizes", "over_arch_layer_sizes",
+                        "batch_size", "embedding_lr", "dense_lr", "data_id", "params_total")
+# Shown in labels only when it says something the widths do not.
+_HIDDEN = ("dense_arch_hidden", "over_arch_hidden")
+
+
+def value_of(run: dict, name: str) -> Any:
+    """A run's value of `name`; the hidden layers of an MLP are derived from its sizes."""
+    if name in _HIDDEN:
+        layers = run.get("dense_arch_layer_sizes" if name == "dense_arch_hidden" else "over_arch_layer_sizes")
+        return list(layers[:-1]) if isinstance(layers, (list, tuple)) else None
+    if name in ("dense_arch_width", "over_arch_width") and name not in run:
+        return run.get("mlp_width")  # a record from before the two widths (one MLP width)
+    return run.get(name)
 
 
 @dataclass
@@ -56,7 +91,7 @@ class Series:
     x: np.ndarray
     y: np.ndarray
     warnings: list[str] = field(default_factory=list)
-    # Compute axis only: every run of the (model, data) group, frontier or not.
+    # Compute axis only: every point of the (model, data) group, frontier or not.
     cloud: Optional[list[dict]] = None
 
     @property
@@ -64,14 +99,19 @@ class Series:
         return str(self.group.get("model"))
 
     @property
+    def scheme(self) -> Optional[str]:
+        return self.group.get("scheme") or (self.axis.name if self.axis.name in SCHEMES else None)
+
+    @property
     def n_distinct_x(self) -> int:
         return len(np.unique(self.x))
 
     @property
     def label(self) -> str:
-        parts = [f"{k}={short_value(v)}" for k, v in self.group.items() if v is not None and k != "data"]
-        if self.group.get("data") is not None:
-            parts.append(f"data={self.group['data']}")
+        parts = [f"{k}={short_value(v)}" for k, v in self.group.items()
+                 if v is not None and k not in ("data_id", "data") + _HIDDEN + _SETUP[1:]]
+        if self.group.get("data_id") is not None:
+            parts.append(f"data={self.group['data_id']}")
         return " ".join(parts) or "all runs"
 
     @property
@@ -83,11 +123,24 @@ class Series:
         return [int(base_seed), zlib.crc32(self.key.encode())]
 
     def field_values(self, name: str) -> np.ndarray:
-        """A numeric summary field over the series' runs (NaN where absent)."""
+        """A numeric field over the series' runs (NaN where absent)."""
         return np.array([positive(r.get(name)) or np.nan for r in self.runs], float)
 
     def seeds(self) -> list[Any]:
         return [r.get("seed") for r in self.runs]
+
+    def blocks(self) -> np.ndarray:
+        """Resampling block of each point: its seed (a point without one is its own)."""
+        ids: dict[Any, int] = {}
+        out = []
+        for i, r in enumerate(self.runs):
+            s = r.get("seed")
+            out.append(ids.setdefault(("seed", s) if s is not None else ("run", i), len(ids)))
+        return np.array(out)
+
+    @property
+    def n_intermediate(self) -> int:
+        return sum(bool(r.get("intermediate")) for r in self.runs)
 
 
 def short_value(v: Any) -> str:
@@ -98,28 +151,12 @@ def short_value(v: Any) -> str:
     return str(v)
 
 
-def freeze(v: Any) -> Any:
-    """A hashable version of a summary value (lists become tuples)."""
-    if isinstance(v, list):
-        return tuple(freeze(u) for u in v)
-    if isinstance(v, dict):
-        return tuple(sorted((k, freeze(u)) for k, u in v.items()))
-    return v
-
-
-def positive(v: Any) -> Optional[float]:
-    if isinstance(v, bool) or not isinstance(v, (int, float)):
-        return None
-    v = float(v)
-    return v if math.isfinite(v) and v > 0 else None
-
-
-def _duplicate_warning(runs: list[dict], axis: Axis) -> Optional[str]:
+def _duplicate_warning(runs: list[dict], x_field: str) -> Optional[str]:
     """Two runs of one series at the same x with the same seed mean something outside
     the axis' group varies (or the same run was copied); say which fields differ."""
     seen: dict[tuple, list[dict]] = defaultdict(list)
     for r in runs:
-        seen[(freeze(r.get(axis.x_field)), freeze(r.get("seed")))].append(r)
+        seen[(freeze(r.get(x_field)), freeze(r.get("seed")))].append(r)
     dups = [rs for rs in seen.values() if len(rs) > 1]
     if not dups:
         return None
@@ -127,7 +164,7 @@ def _duplicate_warning(runs: list[dict], axis: Axis) -> Optional[str]:
                         if len({freeze(r.get(f)) for r in rs}) > 1})
     names = " and ".join(str(r.get("run_name", "?")) for r in dups[0][:2])
     why = f"they differ in {', '.join(differing)}" if differing else "identical configs (copied runs?)"
-    return (f"{sum(len(rs) for rs in dups)} runs share an x value and a seed (e.g. {names}): {why}")
+    return f"{sum(len(rs) for rs in dups)} runs share an x value and a seed (e.g. {names}): {why}"
 
 
 def _make_series(axis: Axis, metric: str, group: dict, runs: list[dict]) -> Series:
@@ -136,38 +173,79 @@ def _make_series(axis: Axis, metric: str, group: dict, runs: list[dict]) -> Seri
     order = np.lexsort((y, x))
     runs = [runs[i] for i in order]
     s = Series(axis=axis, metric=metric, group=group, runs=runs, x=x[order], y=y[order])
-    warning = _duplicate_warning(runs, axis)
+    warning = _duplicate_warning(runs, axis.x_field)
     if warning:
         s.warnings.append(warning)
     return s
 
 
+def _group_dict(axis_fields: tuple[str, ...], run: dict) -> dict:
+    group = {f: value_of(run, f) for f in axis_fields}
+    for hidden, width in (("dense_arch_hidden", "dense_arch_width"), ("over_arch_hidden", "over_arch_width")):
+        if hidden in group and group.get(width) is not None:
+            del group[hidden]  # the width (and depth) already say it
+    return group
+
+
 def _group_runs(points: list[dict], axis: Axis) -> tuple[dict[tuple, list[dict]], list[str]]:
-    """Runs with a positive x, grouped by the axis' group fields; a note on those without."""
+    """Points with a positive x, grouped by the axis' group fields; a note on those without."""
     notes = []
     missing = [r for r in points if positive(r.get(axis.x_field)) is None]
-    if missing:
+    if missing and axis.name in ("data", "embedding_dim", "compute"):
         notes.append(f"axis {axis.name}: {len(missing)} run(s) without a positive "
                      f"{axis.x_field} left out (e.g. {missing[0].get('run_name')})")
     groups: dict[tuple, list[dict]] = defaultdict(list)
     for r in points:
         if positive(r.get(axis.x_field)) is not None:
-            groups[tuple(freeze(r.get(f)) for f in axis.group_fields)].append(r)
+            groups[tuple(freeze(value_of(r, f)) for f in axis.group_fields)].append(r)
     return groups, notes
 
 
-def build_series(points: list[dict], axis: Axis, metric: str) -> tuple[list[Series], list[str]]:
-    """Series of `axis` with at least two distinct x values (a single x value is not a
-    sweep of this axis, so it is not mentioned), and notes on runs that lack x."""
-    if axis.name == "compute":
-        return frontier_series(points, metric)
-    groups, notes = _group_runs(points, axis)
+def _sweep_series(points: list[dict], axis: Axis, metric: str) -> list[Series]:
+    groups, _ = _group_runs(points, axis)
     out = []
     for runs in groups.values():
         if len({r[axis.x_field] for r in runs}) < 2:
-            continue
-        group = {f: runs[0].get(f) for f in axis.group_fields}
-        out.append(_make_series(axis, metric, group, runs))
+            continue  # a single x value is not a sweep of this axis
+        out.append(_make_series(axis, metric, _group_dict(axis.group_fields, runs[0]), runs))
+    out.sort(key=lambda s: json.dumps(s.group, sort_keys=True, default=str))
+    return out
+
+
+def _proportional(a: np.ndarray, b: np.ndarray) -> bool:
+    d = np.log(a) - np.log(b)
+    return bool(np.ptp(d) <= 1e-9 * max(1.0, float(np.abs(d).max())))
+
+
+def build_series(points: list[dict], axis: Axis, metric: str) -> tuple[list[Series], list[str]]:
+    """Series of `axis` with at least two distinct x values, and notes on points that
+    lack x or on parameter counts that only restate a scheme's own axis."""
+    if axis.name == "compute":
+        return frontier_series(points, metric)
+    finals = [r for r in points if not r.get("intermediate")]
+    if axis.name == "data":
+        groups, notes = _group_runs(points, axis)
+        return _sweep_series(points, axis, metric), notes
+    if not axis.is_param_count:
+        _, notes = _group_runs(finals, axis)
+        return _sweep_series(finals, axis, metric), notes
+    out, notes = [], []
+    for scheme in axis.schemes:
+        for s in _sweep_series(finals, AXES[scheme], metric):
+            runs = [r for r in s.runs if positive(r.get(axis.x_field)) is not None]
+            if len(runs) < len(s.runs):
+                notes.append(f"axis {axis.name}: {len(s.runs) - len(runs)} run(s) without a positive "
+                             f"{axis.x_field} left out of the {scheme} series [{s.label}]")
+            if len({r[axis.x_field] for r in runs}) < 2:
+                continue
+            native = np.array([float(r[scheme]) for r in runs])
+            px = np.array([float(r[axis.x_field]) for r in runs])
+            if _proportional(px, native):
+                notes.append(f"axis {axis.name} within the {scheme} scheme [{s.label}]: {axis.x_field} is "
+                             f"proportional to {scheme}, so its law is the {scheme} law in other units "
+                             "(not fitted twice)")
+                continue
+            out.append(_make_series(axis, metric, {"scheme": scheme, **s.group}, runs))
     out.sort(key=lambda s: json.dumps(s.group, sort_keys=True, default=str))
     return out, notes
 
@@ -183,7 +261,7 @@ def frontier_series(points: list[dict], metric: str) -> tuple[list[Series], list
     for runs in groups.values():
         by_point: dict[tuple, list[dict]] = defaultdict(list)
         for r in runs:
-            by_point[tuple(freeze(r.get(f)) for f in GRID_FIELDS)].append(r)
+            by_point[tuple(freeze(value_of(r, f)) for f in GRID_FIELDS)].append(r)
         summary = sorted(
             (float(np.median([r[axis.x_field] for r in rs])), float(np.mean([r[metric] for r in rs])), key)
             for key, rs in by_point.items()
@@ -203,9 +281,11 @@ def frontier_series(points: list[dict], metric: str) -> tuple[list[Series], list
     return out, notes
 
 
-def floor_of(runs: list[dict], floor_field: str) -> tuple[Optional[float], Optional[str]]:
-    """The Bayes floor shared by `runs`, or None when unknown; a warning if runs disagree
-    (then the median is used)."""
+def floor_of(runs: list[dict], floor_field: Optional[str]) -> tuple[Optional[float], Optional[str]]:
+    """The floor (e.g. bayes_ne) shared by `runs`, or None when unknown; a warning if runs
+    disagree (then the median is used)."""
+    if floor_field is None:
+        return None, None
     values = [r.get(floor_field) for r in runs]
     if not values or any(v is None for v in values):
         return None, None
@@ -214,3 +294,14 @@ def floor_of(runs: list[dict], floor_field: str) -> tuple[Optional[float], Optio
         return float(values[0]), None
     return float(np.median(values)), (f"{floor_field} differs between runs "
                                       f"({values.min():.6g}..{values.max():.6g}); median used")
+
+
+def oracle_curve(series: Series, oracle_field: Optional[str]) -> Optional[dict[str, list[float]]]:
+    """The capacity limit per distinct x ({x, oracle}) when every run has one."""
+    if oracle_field is None:
+        return None
+    vals = series.field_values(oracle_field)
+    if not np.isfinite(vals).all():
+        return None
+    xs = np.unique(series.x)
+    return {"x": [float(v) for v in xs], "oracle": [float(np.median(vals[series.x == v])) for v in xs]}

@@ -1,11 +1,15 @@
-"""Benchmark: the full analysis of 200 synthetic runs, 1000 bootstrap resamples per fit.
+"""Benchmark: the full analysis of 200 synthetic run dirs, 1000 bootstrap resamples per fit.
 
     .venv/bin/python scripts/bench_analysis.py [--runs-dir DIR] [--bootstrap 1000] [--no-plots]
+                                               [--shape schemes|v1]
 
-Writes 200 completed run dirs (the demo sweep of tests/analysis/synth_rundirs.py for two
-architectures, four seeds) to a temporary directory, then times `python -m analysis`
-end to end in this process: loading, every fit and bootstrap, extrapolation checks, the
-joint law, plots and report.  Target: < 10 s on a 2-core machine.
+The default shape (issue 14): 200 run dirs in 25 series of 8 data sizes -- one base model
+and each scaling scheme of the paper (embedding dim, bottom-MLP width, top-MLP width) over
+8 more values sharing it, every config at 8 data sizes 2^13..2^20, one seed, contract
+version 2 (analysis/synthetic_runs.py).  `--shape v1` is the former benchmark (the v1 demo
+grid for two architectures, four seeds).  Times `python -m analysis` end to end in this
+process: loading, every fit and bootstrap, the rolling extrapolation checks, the joint
+laws, plots and report.  Target: < 10 s on a 2-core machine.
 """
 from __future__ import annotations
 
@@ -14,6 +18,7 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # as analysis/__main__.py does
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -21,19 +26,36 @@ from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests" / "analysis"))
-
-from synth_rundirs import demo_grid, write_sweep  # noqa: E402
 
 from analysis.__main__ import main as analyze_main  # noqa: E402
+from analysis.synthetic_runs import (Config, SchemeWorld, demo_grid, write_sweep,  # noqa: E402
+                                     write_v2_grid_sweep)
 
 TARGET_SECONDS = 10.0
+SIZES = [2 ** e for e in range(13, 21)]
 
 
-def bench_grid():
-    """25 grid points per architecture x 2 architectures x 4 seeds = 200 runs: data
-    sizes 2^13..2^20 at two model sizes, 6 embedding dims and 5 MLP widths at 2^20."""
-    return demo_grid(embedding_dims=(8, 16, 32, 64, 128, 256), mlp_widths=(64, 128, 256, 512, 1024))
+def scheme_configs() -> list[Config]:
+    """The base model plus 8 values of each scheme around it: 25 configs."""
+    base = Config(emb=16, w_bottom=64, w_top=64)
+    configs = [base]
+    configs += [Config(emb=e, w_bottom=64, w_top=64) for e in (2, 4, 6, 8, 12, 24, 32, 48)]
+    configs += [Config(emb=16, w_bottom=w, w_top=64) for w in (8, 12, 16, 24, 32, 96, 128, 256)]
+    configs += [Config(emb=16, w_bottom=64, w_top=w) for w in (8, 12, 16, 24, 32, 96, 128, 256)]
+    return configs
+
+
+def write_shape(runs_dir: Path, shape: str) -> int:
+    if shape == "v1":
+        grid = demo_grid(embedding_dims=(8, 16, 32, 64, 128, 256), mlp_widths=(64, 128, 256, 512, 1024))
+        return len(write_sweep(runs_dir, seeds=(0, 1, 2, 3), grid=grid))
+    return len(write_v2_grid_sweep(runs_dir, SchemeWorld(), configs=scheme_configs(), sizes=SIZES))
+
+
+def _cpu() -> float:
+    """CPU seconds of this process and of its finished children (the fit workers)."""
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
 
 
 def main() -> int:
@@ -41,19 +63,27 @@ def main() -> int:
     p.add_argument("--runs-dir", type=Path, default=None, help="keep the run dirs here")
     p.add_argument("--bootstrap", type=int, default=1000)
     p.add_argument("--no-plots", action="store_true")
+    p.add_argument("--shape", choices=("schemes", "v1"), default="schemes")
+    p.add_argument("--jobs", type=int, default=None, help="processes (default: every core)")
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         runs_dir = args.runs_dir or Path(tmp) / "sweep"
-        summaries = write_sweep(runs_dir, seeds=(0, 1, 2, 3), grid=bench_grid())
-        argv = [str(runs_dir), "--out", str(Path(tmp) / "out"), "--bootstrap", str(args.bootstrap),
-                "--target-ne", "0.75"] + (["--no-plots"] if args.no_plots else [])
-        t0, cpu0 = time.perf_counter(), time.process_time()
+        n_runs = write_shape(runs_dir, args.shape)
+        out = Path(tmp) / "out"
+        argv = [str(runs_dir), "--out", str(out), "--bootstrap", str(args.bootstrap),
+                "--target-ne", "0.75"] + (["--no-plots"] if args.no_plots else []) \
+            + (["--jobs", str(args.jobs)] if args.jobs else [])
+        t0, cpu0 = time.perf_counter(), _cpu()
         rc = analyze_main(argv)
-        seconds, cpu_seconds = time.perf_counter() - t0, time.process_time() - cpu0
+        seconds, cpu_seconds = time.perf_counter() - t0, _cpu() - cpu0
+        fits = json.loads((out / "fits.json").read_text()) if rc == 0 else []
+        data_series = [f for f in fits if f["axis"] == "data"]
     verdict = "OK" if seconds < TARGET_SECONDS else "SLOWER THAN TARGET"
     # CPU seconds too: on a shared machine the wall time also counts other processes.
-    print(f"bench_analysis: {len(summaries)} runs, {args.bootstrap} bootstrap resamples per fit: "
-          f"{seconds:.2f} s wall, {cpu_seconds:.2f} s CPU "
+    print(f"bench_analysis [{args.shape}]: {n_runs} runs, {len(data_series)} data series of "
+          f"{max((f['n_distinct_x'] for f in data_series), default=0)} sizes, {len(fits)} fitted series "
+          f"({sum(f['determined'] for f in fits)} determined), {args.bootstrap} bootstrap resamples per fit: "
+          f"{seconds:.2f} s wall, {cpu_seconds:.2f} s CPU in all processes "
           f"(target < {TARGET_SECONDS:.0f} s on 2 cores: {verdict})")
     return rc
 

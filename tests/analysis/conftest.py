@@ -1,16 +1,12 @@
 """Fixtures for the analysis tests: run directories written from a known law."""
 import os
-import sys
-from pathlib import Path
 
 # As `python -m analysis` does: single-threaded BLAS (tiny matrices; see analysis/__main__.py).
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
-# The run-dir writer is a plain module next to the tests (also under --import-mode=importlib).
-sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import pytest  # noqa: E402
 
-from synth_rundirs import World, write_sweep  # noqa: E402
+from analysis.synthetic_runs import World, write_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="session")

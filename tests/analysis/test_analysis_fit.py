@@ -5,8 +5,10 @@ import pytest
 from scipy.optimize import least_squares
 
 from analysis.errors import FitError
-from analysis.fit import BETA_BOUNDS, FitSettings, bootstrap_weights, fit_power_law
-from analysis.varpro import fit_batch, huber, solve_bounded
+from analysis.bootstrap import bootstrap_weights
+from analysis.fit import BETA_BOUNDS, FitSettings, fit_power_law
+from analysis.linsolve import solve_bounded
+from analysis.varpro import fit_batch, huber
 
 DATA_X = np.repeat(2.0 ** np.arange(13, 21), 3)  # the demo data sizes, 3 seeds each
 

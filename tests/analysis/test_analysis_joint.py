@@ -78,3 +78,34 @@ def test_compute_optimal_split_minimises_ne_at_fixed_flops():
         assert row["ne"] == pytest.approx(numeric.fun, rel=1e-9)
     ex = split_exponents(f, k)
     assert ex["params"] == pytest.approx(TRUTH["b"] / (TRUTH["a"] + k * TRUTH["b"]), rel=1e-5)
+
+
+# ------------------------------------------------ issue 14 item 4: only where the design crosses
+from analysis.joint import crossing  # noqa: E402
+
+
+def test_an_l_shaped_design_does_not_cross():
+    D = np.concatenate([2.0 ** np.arange(13, 21)] * 2 + [np.full(5, 2.0 ** 20)])
+    P = np.concatenate([np.full(8, 1e6), np.full(8, 3e7), np.geomspace(3e5, 1e8, 5)])
+    c = crossing(P, D)
+    assert not c["crosses"] and c["models_with_3_data_sizes"] == 2 and c["data_sizes_with_3_models"] == 1
+    assert "the design does not cross" in c["reason"]
+
+
+def test_a_grid_and_isoflop_profiles_cross():
+    assert crossing(*grid())["crosses"]
+    # Three budgets, five model sizes each, D = C / P: no D value is shared by three P.
+    P = np.tile(np.geomspace(1e5, 3e6, 5), 3)
+    D = np.repeat([1e12, 1e13, 1e14], 5) / P
+    c = crossing(P, D)
+    assert c["isoflop_profiles_with_3_models"] == 3 and c["data_sizes_with_3_models"] == 0
+    assert c["crosses"]
+
+
+def test_a_compute_optimal_point_outside_the_measured_range_is_an_extrapolation():
+    P, D = grid()
+    f = fit_joint(P, D, joint_law(P, D, **TRUTH), n_bootstrap=0)
+    fm = flops_model(P, 50.0 * P ** 0.6)
+    rows = compute_optimal(f, fm, [1e11, 1e15], P_range=(P.min(), P.max()), D_range=(D.min(), D.max()))
+    assert [r["extrapolated"] for r in rows] == [False, True]
+    assert "beyond the measured range" in rows[1]["extrapolation"]

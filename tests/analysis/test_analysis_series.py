@@ -35,16 +35,18 @@ def test_params_axis_groups_by_model_and_data_size():
 
 
 def test_runs_without_the_axis_field_are_noted_and_left_out():
-    points = [run(n=2 ** k) for k in range(13, 18)]
+    points = [run(emb=e) for e in (4, 8, 16, 32, 64)]
     points[0] = {k: v for k, v in points[0].items() if k != "params_total"}
     _, notes = build_series(points, AXES["params"], "eval_ne")
     assert notes and "1 run(s) without a positive params_total" in notes[0]
 
 
 def test_duplicate_x_and_seed_in_a_series_is_warned_with_the_differing_field():
-    points = [run(emb=16, width=w, n=2 ** 20) for w in (64, 128)] + [run(emb=e, n=2 ** 20) for e in (8, 32, 64)]
-    series, _ = build_series(points, AXES["params_embedding"], "eval_ne")
-    assert "they differ in" in series[0].warnings[0] and "mlp_width" in series[0].warnings[0]
+    # Two learning rates at one point, seen before the learning-rate envelope picks one.
+    points = [{**run(emb=16, n=2 ** 20), "dense_lr": lr} for lr in (0.01, 0.03)]
+    points += [run(emb=e, n=2 ** 20) for e in (8, 32, 64)]
+    series, _ = build_series(points, AXES["embedding_dim"], "eval_ne")
+    assert "they differ in" in series[0].warnings[0] and "dense_lr" in series[0].warnings[0]
 
 
 def test_frontier_keeps_the_lowest_mean_ne_per_budget_over_seeds():

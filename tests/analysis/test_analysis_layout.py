@@ -1,0 +1,80 @@
+"""The layout of analysis/ (house-keeping): contract names from rundir, no import circles,
+no oversized modules, and a synthetic-run-dir writer that is not under tests/."""
+import ast
+import re
+from pathlib import Path
+
+import rundir
+
+REPO = Path(__file__).resolve().parents[2]
+PACKAGE = REPO / "analysis"
+MAX_LINES = 400
+
+
+def _imports(path: Path) -> set[str]:
+    """analysis.* modules imported by `path`, at any depth (lazy imports count)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module:
+            if node.module == "analysis":
+                out |= {f"analysis.{a.name}" for a in node.names}
+            elif node.module.startswith("analysis."):
+                out.add(node.module)
+        elif isinstance(node, ast.Import):
+            out |= {a.name for a in node.names if a.name.startswith("analysis.")}
+    return out
+
+
+def test_no_two_modules_import_each_other_directly_or_through_others():
+    graph = {f"analysis.{p.stem}": _imports(p) for p in PACKAGE.glob("*.py")}
+    state: dict[str, int] = {}
+
+    def visit(node, stack):
+        state[node] = 1
+        for nxt in sorted(graph.get(node, ())):
+            if state.get(nxt) == 1:
+                raise AssertionError("import circle: " + " -> ".join(stack[stack.index(nxt):] + [nxt]))
+            if nxt not in state:
+                visit(nxt, stack + [nxt])
+        state[node] = 2
+
+    for node in sorted(graph):
+        if node not in state:
+            visit(node, [node])
+
+
+def test_pipeline_only_computes_and_report_does_not_import_it():
+    assert "analysis.report" not in _imports(PACKAGE / "pipeline.py")
+    assert "analysis.plots" not in _imports(PACKAGE / "pipeline.py")
+    assert "analysis.pipeline" not in _imports(PACKAGE / "report.py")
+
+
+def test_no_module_is_longer_than_400_lines():
+    long = {p.name: n for p in PACKAGE.glob("*.py") if (n := len(p.read_text().splitlines())) > MAX_LINES}
+    assert not long, long
+
+
+def test_run_dir_names_and_statuses_come_from_the_contract():
+    """No string literal in analysis/ spells a run-dir file or a status that rundir names."""
+    names = {rundir.SUMMARY_FILE, rundir.METRICS_FILE, rundir.CONFIG_FILE}
+    names |= {str(s) for s in rundir.SUMMARY_STATUSES}
+    offenders = []
+    for path in PACKAGE.glob("*.py"):
+        if path.name == "synthetic_runs.py":  # the fixture writer, not the analysis
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
+                offenders.append(f"{path.name}:{node.lineno}: {node.value!r}")
+    assert not offenders, offenders
+    runs = (PACKAGE / "runs.py").read_text()
+    assert "TERMINAL_STATUSES" not in runs and "RUN_MARKERS = (" not in runs
+    assert "rundir.iter_points" in runs + (PACKAGE / "points.py").read_text()
+
+
+def test_the_benchmark_and_the_tests_share_an_importable_fixture_writer():
+    bench = (REPO / "scripts" / "bench_analysis.py").read_text()
+    assert "tests" not in re.findall(r"sys\.path\.insert\(0, str\(([^)]*)\)\)", bench)[0]
+    assert "from analysis.synthetic_runs import" in bench
+    assert not (REPO / "tests" / "analysis" / "synth_rundirs.py").exists()
+    conftest = (REPO / "tests" / "analysis" / "conftest.py").read_text()
+    assert "sys.path" not in conftest and "from analysis.synthetic_runs import" in conftest

@@ -1,0 +1,169 @@
+"""Contract version 2 (issues 12, 13) and issue 14 item 3: the scaling schemes as axes of
+their own, parameter counts only within one scheme, data identity, interrupted runs,
+the data axis from intermediate evals, the oracle curve, and recovery of the exponents
+planted per axis."""
+import csv
+import json
+
+import pytest
+
+from analysis.__main__ import main
+from analysis.runs import load_runs, normalise
+from analysis.series import AXES, SCHEMES, build_series
+from analysis.synthetic_runs import Config, SchemeWorld, World, summary, write_v2_run, write_v2_sweep
+
+QUIET = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003)
+
+
+def test_a_version_1_summary_loads_with_the_widths_derived_from_its_layers():
+    s = summary(World(), "dlrm", 16, 128, 2 ** 14, 0)
+    assert "rundir_version" not in s and "dense_arch_width" not in s
+    r = normalise(s)
+    assert r["rundir_version"] == 1 and r["mlp_width"] == 128
+    assert r["dense_arch_width"] == 128 and r["over_arch_width"] == 128  # hidden layers [128, 128]
+    assert r["data_id"] == "synthetic"  # no data_id: the data set's name
+    r = normalise({**s, "dense_arch_layer_sizes": [64, 32, 16]})
+    assert r["dense_arch_width"] is None  # hidden layers differ: no single width
+
+
+def test_runs_of_different_data_are_never_one_series(tmp_path):
+    for data_id in ("world-a", "world-b"):
+        w = SchemeWorld(data_id=data_id)
+        for e in (4, 8, 16, 32, 64):
+            write_v2_run(tmp_path / data_id, w, Config(emb=e), 2 ** 14, 0, first_eval_exponent=14)
+    table = load_runs([tmp_path])
+    series, _ = build_series(table.points, AXES["embedding_dim"], "eval_ne")
+    assert sorted(s.group["data_id"] for s in series) == ["world-a", "world-b"]
+    assert all(len(s.runs) == 5 for s in series)
+
+
+def test_an_interrupted_run_is_listed_as_resumable_with_its_progress(tmp_path):
+    write_v2_run(tmp_path, SchemeWorld(), Config(), 2 ** 16, 0, status="interrupted")
+    (row,) = load_runs([tmp_path]).excluded
+    assert row["state"] == "interrupted"
+    assert "resumable" in row["reason"] and "samples_seen=" in row["reason"] and "of 65536 samples" in row["reason"]
+    assert "unknown status" not in row["reason"]
+
+
+def test_intermediate_evals_are_data_axis_points_marked_with_their_source(tmp_path):
+    s = write_v2_run(tmp_path, QUIET, Config(), 2 ** 16, 3)
+    table = load_runs([tmp_path])
+    inter = [p for p in table.points if p["intermediate"]]
+    assert len(table.finals) == 1 and len(inter) == 6  # 2^10..2^15; 2^16 is the summary itself
+    for p in inter:
+        assert p["source_run"] == s["run_name"] and p["run_name"].startswith(s["run_name"] + "@")
+        assert p["train_flops"] == pytest.approx(s["flops_per_sample"] * p["num_train_samples"])
+    (series,), _ = build_series(table.points, AXES["data"], "eval_ne")
+    assert series.n_distinct_x == 7 and series.n_intermediate == 6
+    # Only the data axis (and the frontier): a parameter axis uses final evals.
+    assert not [p for sr in build_series(table.points, AXES["embedding_dim"], "eval_ne")[0] for p in sr.runs
+                if p["intermediate"]]
+
+
+def test_runs_csv_marks_intermediate_points(tmp_path):
+    write_v2_run(tmp_path / "s", QUIET, Config(), 2 ** 14, 0)
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "s"), "--out", str(out), "--bootstrap", "0", "--no-plots"]) == 0
+    rows = list(csv.DictReader(open(out / "runs.csv")))
+    assert {r["intermediate"] for r in rows} == {"True", "False"}
+    assert {"source_run", "intermediate"} <= set(rows[0])
+
+
+def test_intermediate_evals_are_refused_without_the_flag(tmp_path):
+    write_v2_run(tmp_path, QUIET, Config(), 2 ** 14, 0, intermediate_evals_usable=False)
+    table = load_runs([tmp_path])
+    assert len(table.points) == 1 and not table.n_intermediate
+    (row,) = table.refused
+    assert row["n_points"] == 4 and "the learning-rate schedule depends on N" in row["reason"]
+
+
+def test_a_separate_run_replaces_the_intermediate_eval_of_a_longer_one(tmp_path):
+    long = write_v2_run(tmp_path, QUIET, Config(), 2 ** 16, 0)
+    short = write_v2_run(tmp_path, QUIET, Config(), 2 ** 14, 0, first_eval_exponent=14)
+    table = load_runs([tmp_path])
+    at_14 = [p for p in table.points if p["num_train_samples"] == 2 ** 14]
+    assert len(at_14) == 1 and at_14[0]["run_name"] == short["run_name"] and not at_14[0]["intermediate"]
+    from analysis.points import eval_points
+    long_at_14 = [p for p in eval_points(tmp_path / long["run_name"]) if p["samples_seen"] == 2 ** 14]
+    assert at_14[0]["eval_ne"] == pytest.approx(long_at_14[0]["eval_ne"], rel=1e-12)  # as the contract says
+    assert any("agree to 0%" in n for n in table.notes)
+
+
+@pytest.fixture(scope="module")
+def v2_demo(tmp_path_factory):
+    """The demo's shape: the base model's intermediate evals as the data axis (4 seeds),
+    each scheme over 5 values at the largest N (4 seeds), quiet noise."""
+    root = tmp_path_factory.mktemp("v2demo")
+    write_v2_sweep(root / "sweep", QUIET, n_max=2 ** 20, data_seeds=(0, 1, 2, 3), scheme_seeds=(0, 1, 2, 3))
+    out = root / "out"
+    assert main([str(root / "sweep"), "--out", str(out), "--bootstrap", "200"]) == 0
+    return out
+
+
+def test_each_scheme_is_an_axis_and_recovers_its_planted_exponent(v2_demo):
+    fits = json.loads((v2_demo / "fits.json").read_text())
+    planted = QUIET.planted()
+    for axis in ("data", "embedding_dim", "dense_arch_width", "over_arch_width"):
+        fs = [f for f in fits if f["axis"] == axis]
+        assert fs, axis
+        head = max(fs, key=lambda f: (f["resampling"]["n_seeds"], f["x_range"][1]))
+        assert head["determined"], (axis, head["undetermined_reasons"])
+        lo, hi = head["ci95"]["beta"]
+        assert lo <= planted[axis] <= hi, (axis, head["ci95"]["beta"])
+        assert 0.02 < lo and hi < 3.5
+        assert head["resampling"]["kind"] == "seeds" and head["resampling"]["n_seeds"] == 4
+
+
+def test_parameter_counts_are_fitted_within_one_scheme_only(v2_demo):
+    fits = json.loads((v2_demo / "fits.json").read_text())
+    table = load_runs([v2_demo.parent / "sweep"])
+    by_name = {p["run_name"]: p for p in table.points}
+    param = [f for f in fits if AXES[f["axis"]].is_param_count]
+    assert param
+    for f in param:
+        scheme = f["scheme"]
+        assert scheme in SCHEMES and f["group"]["scheme"] == scheme
+        runs = [by_name[n] for n in f["runs"]]
+        for other in set(SCHEMES) - {scheme, "mlp_width"}:
+            assert len({r[other] for r in runs}) == 1, (f["axis"], scheme, other)  # only the scheme varies
+    assert {f["scheme"] for f in param if f["axis"] == "params_dense"} <= {"dense_arch_width", "over_arch_width"}
+    assert not [f for f in param if f["axis"] == "params_embedding" and f["scheme"] != "embedding_dim"]
+
+
+def test_the_oracle_curve_and_the_floor_are_compared(v2_demo):
+    fits = json.loads((v2_demo / "fits.json").read_text())
+    for f in fits:
+        if f["axis"] in ("embedding_dim", "dense_arch_width", "over_arch_width"):
+            o = f["oracle_curve"]
+            assert len(o["x"]) == 5 and len(set(o["oracle"])) == 5
+            assert all(g > 0 for g in o["gap_observed"])  # data-limited at this N
+        if f["axis"] == "data" and f["determined"]:
+            gap = f["gamma_vs_floor"]["gamma_minus_oracle"]
+            assert gap["ci95"][0] <= 0.005 and gap["ci95"][1] >= -0.005  # gamma is the capacity limit
+            assert f["gamma_vs_floor"]["gamma_minus_floor"]["value"] > 0
+    report = (v2_demo / "report.md").read_text()
+    assert "against the oracle curve" in report and "capacity limit (oracle)" in report
+    assert "Between-seed spread at the largest point" in report
+
+
+def test_the_report_weighs_data_against_each_scheme_per_compute_doubling(v2_demo):
+    report = (v2_demo / "report.md").read_text()
+    line = next(ln for ln in report.splitlines() if ln.startswith("- **Per doubling of training compute**"))
+    assert "data " in line and ("data buys more than" in line or "intervals overlap" in line)
+
+
+def test_a_joint_law_states_no_split_unless_determined_and_flags_extrapolations(v2_demo):
+    joint = json.loads((v2_demo / "joint.json").read_text())
+    conclusions = (v2_demo / "report.md").read_text().split("## Conclusions")[1].split("## Fitted laws")[0]
+    lines = [ln for ln in conclusions.splitlines() if ln.startswith("- **Joint law (")]
+    assert joint and len(lines) == len([j for j in joint if j["params"] is not None])
+    assert all(j["crossing"]["crosses"] for j in joint)  # every scheme x data size is a grid here
+    for j in joint:
+        name = {"embedding_dim": "embedding dimension", "dense_arch_width": "bottom mlp width",
+                "over_arch_width": "top mlp width"}[j["scheme"]]
+        line = next(ln for ln in lines if f"({name} scheme)" in ln)
+        if not j["determined"]:
+            assert "not determined" in line and "no compute-optimal split is stated" in line
+            assert "C^" not in line
+        elif j["compute_optimal"] and j["compute_optimal"][0]["extrapolated"]:
+            assert "an extrapolation" in line and "not a conclusion" in line
