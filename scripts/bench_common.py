@@ -1,28 +1,32 @@
-"""Building blocks of scripts/bench_throughput.py: the harness's model built exactly as
-`dlrm.loop.train` builds it, a plain-PyTorch DLRM of the same shapes as the baseline,
-interleaved timing windows, a matmul peak and a torch.profiler summary.
+"""Timing helpers of scripts/bench_throughput.py: interleaved timing windows, a matmul
+peak, a torch.profiler summary and the number formats of the report.
 
 Timing on a shared machine: every case that is compared with another runs in the same
 process, in windows interleaved round by round (the order rotates each round), so that
 a burst of load from another process hits all cases alike; ratios are taken per round
 and summarised by their median, with the spread printed beside it.
+
+The model, its batches and its step are never built here: they are the library's own
+(`dlrm.loop.build`, `Trainable.train_batch`, `dlrm.loop.train_step`), composed from the
+real config tree (`runner.compose.compose`).
 """
 from __future__ import annotations
 
 import logging
 import statistics
+import sys
 import time
 import warnings
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Optional, Sequence
 
-import numpy as np
 import torch
-import torch.nn as nn
 
-REPO = Path(__file__).resolve().parents[1]
-CONFIGS = REPO / "configs"
+SCRIPTS = Path(__file__).resolve().parent
+REPO = SCRIPTS.parent
+for _p in (str(REPO), str(SCRIPTS)):
+    if _p not in sys.path:
+        sys.path.insert(0, _p)
 
 
 def quiet() -> None:
@@ -32,147 +36,6 @@ def quiet() -> None:
     logging.basicConfig(level=logging.ERROR)
     for name in ("torchrec", "fbgemm_gpu", "torch", "root", "dlrm"):
         logging.getLogger(name).setLevel(logging.ERROR)
-
-
-def compose(overrides: Sequence[str] = ()):
-    """The harness's config, composed as `python -m dlrm.train` composes it."""
-    from hydra import compose as hydra_compose, initialize_config_dir
-
-    from sweeps import naming
-
-    naming.register_resolvers()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
-
-
-# --------------------------------------------------------------------------- the harness
-@dataclass
-class Harness:
-    cfg: Any
-    info: Any
-    source: Any
-    shape: Any
-    model: Any  # DistributedModelParallel(DLRMTrain)
-    optimizer: Any  # CombinedOptimizer: fused embedding optimizer + dense optimizer
-    plan: Any
-    maker: Any  # dlrm.batches.BatchMaker
-
-    def batches(self, first_sample: int, batch_size: int, count: int) -> list:
-        """`count` of this rank's batches of consecutive global batches, as the loop makes them."""
-        from dlrm.batches import rank_slice
-
-        out = []
-        for i in range(count):
-            lo, hi = rank_slice(first_sample + i * batch_size, batch_size, self.info.rank, self.info.world_size)
-            out.append(self.maker(self.source.train_arrays(lo, hi)))
-        return out
-
-
-def build_harness(cfg, device_type: str = "cpu", source=None) -> Harness:
-    """Model, optimizer and BatchMaker exactly as dlrm/loop.py:train builds them."""
-    from torchrec.models.dlrm import DLRMTrain
-
-    from dlrm import distributed
-    from dlrm.batches import BatchMaker
-    from dlrm.data import make_source
-    from dlrm.model import build_model, shape_from_config
-    from dlrm.sharding import init_tables, shard
-
-    info = distributed.init(device_type)
-    tcfg = cfg.trainer
-    if tcfg.num_threads:
-        torch.set_num_threads(int(tcfg.num_threads))
-    source = source if source is not None else make_source(cfg.data, cfg.seed)
-    shape = shape_from_config(cfg.model, source.cardinalities, source.num_dense_features)
-    torch.manual_seed(cfg.seed)
-    model = DLRMTrain(build_model(shape, info.device))
-    table_names = [c.name for c in model.model.sparse_arch.embedding_bag_collection.embedding_bag_configs()]
-    model, optimizer, plan = shard(model, tcfg, cfg.sharding.type, info, table_names)
-    init_tables(model, int(cfg.seed))
-    maker = BatchMaker(shape.num_sparse_features, info.device)
-    return Harness(cfg, info, source, shape, model, optimizer, plan, maker)
-
-
-def harness_step(model, optimizer, batch) -> torch.Tensor:
-    """The loop's step: forward, backward (fused embedding update inside), dense step, zero_grad."""
-    loss, _ = model(batch)
-    loss.backward()
-    optimizer.step()
-    optimizer.zero_grad()
-    return loss
-
-
-# -------------------------------------------------------------------------- the baseline
-class BaselineDLRM(nn.Module):
-    """Plain PyTorch DLRM of the harness's shapes: one nn.EmbeddingBag per table (sum,
-    sparse gradients), TorchRec's MLP layout (ReLU after every dense-arch layer and every
-    over-arch layer but the last) and dot interaction (bmm of the (F+1) x D matrix, the
-    strict upper triangle taken as `Z[:, li, lj]` -- as the reference DLRM
-    (facebookresearch/dlrm) and TorchRec's InteractionArch do -- concatenated with the
-    dense output).  The dense work is thus the harness's, op for op; the two differ in
-    the embeddings, their optimizer and the runtime around them."""
-
-    def __init__(self, shape, device: torch.device):
-        super().__init__()
-        d = shape.embedding_dim
-        self.tables = nn.ModuleList(
-            nn.EmbeddingBag(c, d, mode="sum", sparse=True, device=device) for c in shape.cardinalities)
-        layers: list[nn.Module] = []
-        n = shape.num_dense_features
-        for size in shape.dense_arch_layer_sizes:
-            layers += [nn.Linear(n, size, device=device), nn.ReLU()]
-            n = size
-        self.dense_arch = nn.Sequential(*layers)
-        f1 = shape.num_sparse_features + 1
-        n = d + f1 * (f1 - 1) // 2
-        layers = []
-        for size in shape.over_arch_layer_sizes[:-1]:
-            layers += [nn.Linear(n, size, device=device), nn.ReLU()]
-            n = size
-        layers.append(nn.Linear(n, shape.over_arch_layer_sizes[-1], device=device))
-        self.over_arch = nn.Sequential(*layers)
-        rows, cols = torch.triu_indices(f1, f1, offset=1, device=device)
-        self.register_buffer("triu_rows", rows, persistent=False)
-        self.register_buffer("triu_cols", cols, persistent=False)
-        self.loss_fn = nn.BCEWithLogitsLoss()
-
-    def forward(self, dense: torch.Tensor, sparse_fm: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
-        """`sparse_fm`: [F, B] ids, feature-major, one id per (feature, sample)."""
-        x_dense = self.dense_arch(dense)
-        pooled = [table(sparse_fm[f].unsqueeze(1)) for f, table in enumerate(self.tables)]
-        x = torch.stack([x_dense] + pooled, dim=1)  # [B, F+1, D]
-        z = torch.bmm(x, x.transpose(1, 2))[:, self.triu_rows, self.triu_cols]
-        logits = self.over_arch(torch.cat([x_dense, z], dim=1)).squeeze(1)
-        return self.loss_fn(logits, labels)
-
-
-@dataclass
-class Baseline:
-    model: BaselineDLRM
-    optimizers: list
-
-    def step(self, batch) -> torch.Tensor:
-        loss = self.model(*batch)
-        loss.backward()
-        for opt in self.optimizers:
-            opt.step()
-        for opt in self.optimizers:
-            opt.zero_grad()
-        return loss
-
-
-def build_baseline(shape, trainer_cfg, device: torch.device) -> Baseline:
-    model = BaselineDLRM(shape, device)
-    dense = [p for name, p in model.named_parameters() if not name.startswith("tables.")]
-    emb = torch.optim.Adagrad(list(model.tables.parameters()), lr=float(trainer_cfg.embedding_lr), eps=1e-8)
-    dense_opt = torch.optim.Adagrad(dense, lr=float(trainer_cfg.dense_lr))
-    return Baseline(model, [emb, dense_opt])
-
-
-def baseline_batch(arrays, device: torch.device) -> tuple:
-    return (torch.from_numpy(arrays.dense).to(device),
-            torch.from_numpy(np.ascontiguousarray(arrays.sparse.T)).to(device),
-            torch.from_numpy(arrays.labels).to(device))
 
 
 # ------------------------------------------------------------------------------- timing
@@ -258,6 +121,7 @@ def profile_top(step: Callable[[], Any], steps: int, device: torch.device, k: in
     return out
 
 
+# ------------------------------------------------------------------------------ format
 def fmt_rate(x: Optional[float]) -> str:
     if x is None:
         return "-"
@@ -268,3 +132,9 @@ def fmt_spread(s: dict, scale: float = 1.0, digits: int = 2) -> str:
     if not s or s.get("median") is None:
         return "-"
     return f"{s['median'] * scale:.{digits}f} [{s['p25'] * scale:.{digits}f}..{s['p75'] * scale:.{digits}f}]"
+
+
+def fmt_rate_spread(s: dict) -> str:
+    if not s or s.get("median") is None:
+        return "-"
+    return f"{fmt_rate(s['median'])} [{fmt_rate(s['p25'])}..{fmt_rate(s['p75'])}]"

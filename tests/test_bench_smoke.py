@@ -68,3 +68,22 @@ def test_quick_benchmark_writes_every_field(tmp_path):
     assert set(res["targets"]) == {"harness_vs_baseline@512", "end_to_end_vs_step@512", "generation_vs_training@512",
                                    "run_overhead_in_sweep_s"}
     assert all(t["verdict"] in ("MET", "MISSED") for t in res["targets"].values())
+
+
+def test_gpu_check_dry_run_on_cpu(tmp_path):
+    """scripts/gpu_check.sh --dry-run: the training run through `python -m dlrm.train` and the
+    benchmark at the MLPerf DLRM-DCNv2 shapes (tables capped tiny), on the CPU (~20 s)."""
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "DEVICE": "cpu", "PY": sys.executable, "OUT": str(tmp_path)}
+    proc = subprocess.run(["bash", "scripts/gpu_check.sh", "--dry-run", "--only", "train", "mlperf"], cwd=REPO,
+                          env=env, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-2000:] + (tmp_path / "logs.txt").read_text()[-3000:]
+    res = json.loads((tmp_path / "gpu_check.json").read_text())
+    assert [(s["name"], s["rc"]) for s in res["steps"]] == [("train", 0), ("mlperf", 0)]
+    train = json.loads((tmp_path / "train_summary.json").read_text())
+    assert train["status"] == "completed" and 0 < train["eval_ne"] < 2
+    sec = json.loads((tmp_path / "bench_mlperf.json").read_text())["step"]["256"]
+    assert sec["model"] == "dcn" and sec["embedding_dim"] == 128
+    for case in ("harness", "harness_pipeline", "baseline"):
+        _positive_spread(sec["samples_per_second"][case])
+    text = (tmp_path / "gpu_check.txt").read_text()
+    assert "MLPerf DLRM-DCNv2" in text and "NVIDIA/DeepLearningExamples" in text
