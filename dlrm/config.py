@@ -16,9 +16,7 @@ from typing import Any, List, Optional
 
 from omegaconf import MISSING
 
-
-class ConfigError(ValueError):
-    """A config value the harness cannot run with; the message says how to fix it."""
+from dlrm.errors import ConfigError
 
 
 # --------------------------------------------------------------------------- schemas
@@ -41,21 +39,34 @@ class ModelConfig:
 
 @dataclass
 class SyntheticDataConfig:
-    """The planted world (dlrm/data/synthetic.py); its fields are the world's spec."""
+    """The planted world (dlrm/data/synthetic.py, its teacher's parts in teacher.py); these
+    fields are the world's spec, and each scaling scheme meets a part with its own exponent."""
 
-    name: str = MISSING
-    num_train_samples: int = MISSING  # data size N: one pass over the first N samples
+    name: str = MISSING  # synthetic | synthetic_saturating
+    num_train_samples: int = MISSING  # data size N: one pass over the first N samples of the run's stream
     num_eval_samples: int = MISSING  # the fixed eval slice shared by every run
     eval_offset: int = MISSING  # first global sample index of the eval slice
-    world_seed: int = MISSING  # the world itself; a run's `seed` moves only init and data order
+    world_seed: int = MISSING  # the world itself; a run's `seed` moves only init and its data stream
     num_dense_features: int = MISSING
-    cardinalities: List[int] = MISSING
-    zipf_exponent: float = MISSING
-    teacher_dim: int = MISSING
+    cardinalities: List[int] = MISSING  # ids per sparse feature
+    zipf_exponent: float = MISSING  # long tail: P(id = k) ~ (k + 1)^-s
+    uniform_features: List[int] = MISSING  # features with uniform ids: capacity, not the tail, limits them
     base_ctr: float = MISSING
-    bias_scale: float = MISSING
-    interaction_scale: float = MISSING
-    dense_scale: float = MISSING
+    bias_scale: float = MISSING  # std of the summed per-id biases (the data axis: rare ids need samples)
+    interaction_features: List[int] = MISSING  # the embedding-dim part: pairwise dots of latent vectors
+    latent_dim: int = MISSING  # the teacher's latent dimension K
+    latent_spectrum_exponent: float = MISSING  # p: the interaction a dim-d student misses ~ d^-p
+    interaction_scale: float = MISSING  # std of the summed interactions
+    top_features: List[int] = MISSING  # the top-MLP part: c_k abs(beta_f(id) + w_k . z - tau_k)
+    top_terms: int = MISSING  # how many such terms (the last holds the spectrum's remainder)
+    top_spectrum_exponent: float = MISSING  # r: what a width-W top MLP misses ~ W^-r
+    top_scale: float = MISSING  # std of the summed top terms
+    dense_spectrum_exponent: float = MISSING  # q: the bottom-MLP part sum_m a_m abs(z_m) missed ~ W^-q
+    dense_abs_scale: float = MISSING  # std of that part
+    dense_linear_scale: float = MISSING  # linear + one product term (no capacity needed)
+    # Standardise the per-id latent vectors and top scalars under each feature's id law, so that
+    # every part's variance share is exactly the planted one (not a few frequent ids' draws).
+    exact_shares: bool = MISSING
 
 
 @dataclass
@@ -81,6 +92,9 @@ class TrainerConfig:
     dense_lr: float = MISSING
     lr_warmup_samples: int = MISSING  # linear warm-up of both learning rates, then constant
     eval_every_samples: Optional[int] = MISSING  # intermediate evals (null: at the end only)
+    # Evals at log-spaced sample counts from this one (null: none): the data axis from one run.
+    eval_log_spaced_from: Optional[int] = MISSING
+    eval_log_spaced_per_octave: int = MISSING  # 1: powers of two times the first
     eval_batch_size: int = MISSING
     log_every_samples: int = MISSING  # a train_loss point in metrics.jsonl
     progress_bar: Any = MISSING  # auto (when stderr is a tty) | true | false
@@ -237,7 +251,9 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
                 "data.num_eval_samples", "trainer.batch_size", "trainer.eval_batch_size",
                 "trainer.log_every_samples"):
         _positive_int(cfg, key)
+    _positive_int(cfg, "trainer.eval_log_spaced_per_octave")
     for key in ("model.dense_arch_width", "model.over_arch_width", "trainer.eval_every_samples",
+                "trainer.eval_log_spaced_from",
                 "trainer.checkpoint_every_samples", "trainer.num_threads"):
         _positive_int(cfg, key, allow_none=True)
     _non_negative_int(cfg, "trainer.lr_warmup_samples")
@@ -272,4 +288,4 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
         )
     _check_arch(cfg)
     _check_sizes(cfg, world_size)
-    DATA_SOURCES[cfg.data.name].validate(cfg.data)
+    DATA_SOURCES[cfg.data.name].validate(cfg.data, int(cfg.seed))

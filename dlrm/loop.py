@@ -57,10 +57,15 @@ class Trainable:
     maker: BatchMaker
     info: DistInfo
 
-    def train_batch(self, start: int, size: int):
-        """This rank's part of the global batch [start, start + size) of the training stream."""
+    def train_batch(self, start: int, size: int, on_host: bool = False):
+        """This rank's part of the global batch [start, start + size) of the training stream,
+        on the device -- or in pinned host memory (`on_host`), for TorchRec's pipeline, which
+        copies batches to the device on a stream of its own."""
         lo, hi = rank_slice(start, size, self.info.rank, self.info.world_size)
-        return self.maker(self.source.train_arrays(lo, hi))
+        arrays = self.source.train_arrays(lo, hi)
+        if not on_host or self.info.device.type == "cpu":
+            return self.maker(arrays)
+        return BatchMaker(self.shape.num_sparse_features, torch.device("cpu"))(arrays).pin_memory()
 
 
 def build(cfg: Any, info: DistInfo, source: Any = None) -> Trainable:
@@ -182,12 +187,14 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
             for group, lr in zip(t.optimizer.param_groups, base_lrs):
                 group["lr"] = lr * scale
 
+    pipelined = use_pipeline(tcfg, info.device.type) and nan_at is None  # fault injection needs the plain step
+
     def make(item):
         start, size = item
-        return size, t.train_batch(start, size)
+        return size, t.train_batch(start, size, on_host=pipelined)
 
     items = prefetch(global_batches(num_train, int(tcfg.batch_size), samples_seen), make, int(tcfg.prefetch_batches))
-    if use_pipeline(tcfg, info.device.type) and nan_at is None:  # fault injection needs the plain step
+    if pipelined:
         steps = PipelinedSteps(t, items, set_lr, samples_seen, int(tcfg.batch_size), num_train)
         pause = steps.pause
     else:

@@ -70,7 +70,9 @@ REFERENCES = [
 
 def mlperf_overrides(cap: int) -> list[str]:
     cards = [min(c, cap) for c in MLPERF_CARDINALITIES]
-    return MLPERF_SHAPE + [f"data.cardinalities=[{','.join(map(str, cards))}]"]
+    # The MLPerf table sizes on the first planted world: its teacher has no per-feature
+    # constraints on table sizes (the default world's parts need their own feature layout).
+    return MLPERF_SHAPE + ["data=synthetic_saturating", f"data.cardinalities=[{','.join(map(str, cards))}]"]
 
 
 def plan(dry: bool, device: str) -> list[dict]:

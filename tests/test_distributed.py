@@ -82,14 +82,15 @@ def test_the_readmes_by_hand_torchrun_command_works_as_written(tmp_path):
 
 
 def test_two_nodes_on_one_machine_match_one_rank(one_rank, tmp_path):
-    """Two torchrun agents (--nnodes=2, one rank each, c10d rendezvous on 127.0.0.1) train one
-    run: global rank 0 owns the run dir; NE within 0.005 of one rank (the same global batches)."""
-    port = _free_port()
-    run_dir = tmp_path / "two_nodes"
-    agents = [subprocess.Popen(
-        [TORCHRUN, "--nnodes=2", "--nproc_per_node=1", "--rdzv-backend=c10d", f"--rdzv-endpoint=127.0.0.1:{port}",
-         "--rdzv-id=loopback", "-m", "dlrm.train", *RUN, f"hydra.run.dir={run_dir}"],
-        cwd=tmp_path, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True) for _ in range(2)]
+    """The README's multi-node command, run twice on this machine as two nodes (--nnodes=2, one
+    rank each, c10d rendezvous on 127.0.0.1): global rank 0 owns the run dir; NE within 0.005
+    of one rank (the same global batches)."""
+    readme = (REPO / "README.md").read_text()
+    line = next(x.strip() for x in readme.splitlines() if x.strip().startswith("torchrun --nnodes=2"))
+    command = line.replace("HOST:29500", f"127.0.0.1:{_free_port()}").split()
+    run_dir = tmp_path / next(a.split("=", 1)[1] for a in command if a.startswith("hydra.run.dir="))
+    agents = [subprocess.Popen([TORCHRUN, *command[1:], *RUN], cwd=tmp_path, env=ENV, stdout=subprocess.PIPE,
+                               stderr=subprocess.STDOUT, text=True) for _ in range(2)]
     outs = [a.communicate(timeout=600)[0] for a in agents]
     assert all(a.returncode == 0 for a in agents), "\n---\n".join(o[-3000:] for o in outs)
     s = _summary(run_dir)

@@ -258,36 +258,45 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
     assert all(d.parent == tmp_path / "demo" for d in dirs)
     assert dirs == expected_run_dirs(_compose_sweep(["sweep=demo", f"out_root={tmp_path}"]))  # stable
     runs = [{k: int(v) for k, v in _values(d).items()} for d in dirs]  # names carry exactly the values
-    assert all(set(r) == {"n", "d", "w"} for r in runs)
+    assert all(set(r) == {"n", "d", "bottom", "top", "seed"} for r in runs)
 
-    sizes = [2 ** k for k in range(13, 21)]
-    by_model: dict[tuple, set] = {}
-    for r in runs:
-        by_model.setdefault((r["d"], r["w"]), set()).add(r["n"])
-    assert sum(1 for ns in by_model.values() if set(sizes) <= ns) >= 2, by_model
+    # The data axis from one run: the largest data size at the base model, >= 3 seeds.
     largest = max(r["n"] for r in runs)
     assert largest == 2 ** 20
-    assert len({r["d"] for r in runs if r["n"] == largest}) >= 4
-    assert len({r["w"] for r in runs if r["n"] == largest}) >= 4
+    base = (16, 64, 64)
+    assert {r["seed"] for r in runs if r["n"] == largest and (r["d"], r["bottom"], r["top"]) == base} >= {0, 1, 2}
+    # Each scheme over >= 5 values sharing the base point, >= 2 seeds each, at one data size.
+    n = 2 ** 19
+    at_n = [r for r in runs if r["n"] == n]
+    for key, others in (("d", ("bottom", "top")), ("bottom", ("d", "top")), ("top", ("d", "bottom"))):
+        axis = [r for r in at_n if all(r[o] == dict(zip(("d", "bottom", "top"), base))[o] for o in others)]
+        values = {r[key] for r in axis}
+        assert len(values) >= 5, (key, values)
+        assert all(len({r["seed"] for r in axis if r[key] == v}) >= 2 for v in values), key
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
-    """sweep=demo with the data axis pinned on the command line: 22 points collapse to 8 tiny jobs."""
+    """sweep=demo with the data size and seed pinned on the command line: the 42 jobs collapse to
+    the 13 model sizes, tiny."""
     from runner.report import expected_run_dirs
 
-    args = ["sweep=demo", "data.num_train_samples=1024", *TINY, f"out_root={tmp_path / 'runs'}"]
-    proc = cli(args, cwd=tmp_path, timeout=300)  # no -m: the sweep file sets hydra.mode=MULTIRUN
+    args = ["sweep=demo", "data.num_train_samples=1024", "seed=0", "trainer.eval_log_spaced_from=null",
+            *TINY, f"out_root={tmp_path / 'runs'}"]
+    proc = cli(args, cwd=tmp_path, timeout=600)  # no -m: the sweep file sets hydra.mode=MULTIRUN
     assert proc.returncode == 0, _out(proc)
     expected = expected_run_dirs(_compose_sweep(args))
-    assert len(expected) == 8 and len(set(expected)) == 8
+    assert len(expected) == 13 and len(set(expected)) == 13
     root = tmp_path / "runs" / "demo"
     assert _run_dirs(root) == {d.name for d in expected}
     for d in expected:
         v = _values(d)
-        _assert_complete(d, 1024, int(v["d"]), int(v["w"]))
-    launched = re.findall(r"run \[(\d+)/8\] (\S+)", proc.stdout)
+        s = _summary(d)
+        assert s["status"] == "completed" and s["num_train_samples"] == 1024
+        assert (s["embedding_dim"], s["dense_arch_width"], s["over_arch_width"]) == (
+            int(v["d"]), int(v["bottom"]), int(v["top"]))
+    launched = re.findall(r"run \[(\d+)/13\] (\S+)", proc.stdout)
     assert [name for _, name in launched] == [d.name for d in expected]  # the report's order is the sweeper's
-    assert f"sweep {root}: 8 completed" in proc.stdout
+    assert f"sweep {root}: 13 completed" in proc.stdout
 
 
 # --- launchers ---------------------------------------------------------------------------------

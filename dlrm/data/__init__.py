@@ -12,7 +12,7 @@ from typing import Any, Callable
 @dataclass(frozen=True)
 class DataSet:
     build: Callable[[Any, int], Any]  # (data config, run seed) -> DataSource
-    validate: Callable[[Any], None]  # raise ConfigError before any work starts
+    validate: Callable[[Any, int], None]  # (data config, run seed): raise ConfigError before any work
 
 
 def _build_synthetic(data_cfg: Any, seed: int):
@@ -21,10 +21,10 @@ def _build_synthetic(data_cfg: Any, seed: int):
     return world_from_config(data_cfg, seed)
 
 
-def _validate_synthetic(data_cfg: Any) -> None:
+def _validate_synthetic(data_cfg: Any, seed: int) -> None:
     from dlrm.data.synthetic import validate_config
 
-    validate_config(data_cfg)
+    validate_config(data_cfg, seed)
 
 
 def _build_criteo(data_cfg: Any, seed: int):
@@ -33,12 +33,13 @@ def _build_criteo(data_cfg: Any, seed: int):
     return CriteoSource.from_config(data_cfg)
 
 
-def _no_checks(data_cfg: Any) -> None:
+def _no_checks(data_cfg: Any, seed: int) -> None:
     """Criteo's path and sizes are checked when the source opens the files, before training."""
 
 
 DATA_SOURCES: dict[str, DataSet] = {
-    "synthetic": DataSet(_build_synthetic, _validate_synthetic),
+    "synthetic": DataSet(_build_synthetic, _validate_synthetic),  # a law on every axis (the default)
+    "synthetic_saturating": DataSet(_build_synthetic, _validate_synthetic),  # the first world: parameters saturate
     "criteo_kaggle": DataSet(_build_criteo, _no_checks),
     "criteo_1tb": DataSet(_build_criteo, _no_checks),
 }
