@@ -33,7 +33,7 @@ from dlrm.model import ModelShape, build_model, shape_from_config
 from dlrm.progress import Progress
 from dlrm.schedule import Every, eval_schedule, warmup_scale
 from dlrm.sharding import init_tables, shard
-from dlrm.steps import PipelinedSteps, plain_steps, train_step, use_pipeline  # noqa: F401 (train_step: the benchmarks' step)
+from dlrm.steps import PipelinedSteps, plain_steps, use_pipeline
 from dlrm.summary import run_summary
 
 log = logging.getLogger("dlrm")
@@ -56,6 +56,7 @@ class Trainable:
     plan: Any  # ShardingPlan
     maker: BatchMaker
     info: DistInfo
+    host_maker: Optional[BatchMaker] = None  # batches in host memory, for TorchRec's pipeline
 
     def train_batch(self, start: int, size: int, on_host: bool = False):
         """This rank's part of the global batch [start, start + size) of the training stream,
@@ -65,7 +66,9 @@ class Trainable:
         arrays = self.source.train_arrays(lo, hi)
         if not on_host or self.info.device.type == "cpu":
             return self.maker(arrays)
-        return BatchMaker(self.shape.num_sparse_features, torch.device("cpu"))(arrays).pin_memory()
+        if self.host_maker is None:  # made once: it caches the offsets of each batch size
+            self.host_maker = BatchMaker(self.shape.num_sparse_features, torch.device("cpu"))
+        return self.host_maker(arrays).pin_memory()
 
 
 def build(cfg: Any, info: DistInfo, source: Any = None) -> Trainable:

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any
 
 import rundir
+from dlrm.data.teacher import StudentSize
 from dlrm.model import flops_per_sample, hidden_width, param_counts
 from dlrm.schedule import LR_SCHEDULE, LR_SCHEDULE_DEPENDS_ON_N
 from dlrm.sharding import sharding_types_used, tables_per_rank
@@ -47,7 +48,8 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
         **final_eval,
         "bayes_logloss": source.bayes_logloss,
         "bayes_ne": source.bayes_ne,
-        "oracle_ne": source.oracle_ne(shape) if hasattr(source, "oracle_ne") else None,
+        "oracle_ne": (source.oracle_ne(StudentSize(shape.embedding_dim, dense_width, over_width))
+                      if hasattr(source, "oracle_ne") else None),
         "world_size": t.info.world_size,
         "sharding_type": cfg.sharding.type,
         "sharding_types_used": sharding_types_used(t.plan),

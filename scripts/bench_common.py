@@ -7,7 +7,7 @@ a burst of load from another process hits all cases alike; ratios are taken per 
 and summarised by their median, with the spread printed beside it.
 
 The model, its batches and its step are never built here: they are the library's own
-(`dlrm.loop.build`, `Trainable.train_batch`, `dlrm.loop.train_step`), composed from the
+(`dlrm.loop.build`, `Trainable.train_batch`, `dlrm.steps.train_step`), composed from the
 real config tree (`runner.compose.compose`).
 """
 from __future__ import annotations

@@ -3,7 +3,7 @@
 The benchmark re-launches itself (`--worker`) under
 `python -m torch.distributed.run --standalone --nproc_per_node=N`; each rank builds the
 model with `dlrm.loop.build` (sharding=table_wise), takes its part of every global batch
-with `Trainable.train_batch` and steps with `dlrm.loop.train_step`; windows are fenced
+with `Trainable.train_batch` and steps with `dlrm.steps.train_step`; windows are fenced
 by `dist.barrier()`.
 """
 from __future__ import annotations
@@ -27,7 +27,8 @@ def worker_main(args) -> int:
     import torch.distributed as dist
 
     from dlrm import distributed
-    from dlrm.loop import build, train_step
+    from dlrm.loop import build
+    from dlrm.steps import train_step
     from runner.compose import compose
 
     bc.quiet()

@@ -40,7 +40,7 @@ def _step_lines(b: str, sec: dict) -> list[str]:
              f"sharding {'+'.join(sec['sharding_types'])}, {sec['flops_per_sample']} dense FLOP/sample =="]
     tw = "  same, sharding=table_wise" + (" (= the above)" if sec["sharding_types"] == ["table_wise"] else "")
     rows = [
-        ("harness step (dlrm.loop.train_step)", "harness", ("x baseline", rt["harness_vs_baseline"])),
+        ("harness step (dlrm.steps.train_step)", "harness", ("x baseline", rt["harness_vs_baseline"])),
         (tw, "harness_table_wise", ("x baseline", rt["harness_table_wise_vs_baseline"])),
         ("  same, TrainPipelineSparseDist", "harness_pipeline", ("x baseline", rt["harness_pipeline_vs_baseline"])),
         (f"  same, {sec['alt_threads']} threads", "harness_alt_threads",

@@ -3,7 +3,7 @@ training step, the baseline, generation, end to end, and the roofline.
 
 Everything timed is the library's own: the model, optimizer and plan of
 `dlrm.loop.build`, batches of `Trainable.train_batch` (rank slice, `train_arrays`,
-BatchMaker: the prefetch thread's job), the step `dlrm.loop.train_step`, the prefetch
+BatchMaker: the prefetch thread's job), the step `dlrm.steps.train_step`, the prefetch
 thread `dlrm.batches.prefetch`, and TorchRec's TrainPipelineSparseDist over the same
 model and optimizer.
 """
@@ -32,7 +32,8 @@ def overrides_for(args, device: torch.device, batch_size: int) -> list[str]:
 def step_section(args, device: torch.device, batch_size: int, profile: bool) -> dict:
     from dlrm import distributed
     from dlrm.batches import global_batches, prefetch
-    from dlrm.loop import build, train_step
+    from dlrm.loop import build
+    from dlrm.steps import train_step
     from dlrm.model import flops_per_sample, param_counts
     from dlrm.sharding import sharding_types_used
     from runner.compose import compose

@@ -5,7 +5,7 @@
         [--no-overhead] [--set KEY=VALUE ...] [--cases NAME ...]
 
 Measures, in one run, on the library's own functions (nothing re-typed, nothing patched):
- 1. the training step `dlrm.loop.train_step` on the model, optimizer and plan of
+ 1. the training step `dlrm.steps.train_step` on the model, optimizer and plan of
     `dlrm.loop.build`, over batches of `Trainable.train_batch`, at the configured global
     batch (512) and 2048; also with sharding=table_wise, through TorchRec's
     TrainPipelineSparseDist, and at another thread count  (scripts/bench_step.py);

@@ -33,7 +33,7 @@ from scipy.special import ndtri
 
 from dlrm.data import hashing
 from dlrm.data.source import Arrays, data_id
-from dlrm.data.teacher import StudentSize, Teacher, student_size
+from dlrm.data.teacher import StudentSize, Teacher
 
 _STREAM_SPARSE = 1_000  # + feature word
 _STREAM_LABEL = 3_000
@@ -231,9 +231,9 @@ class SyntheticWorld:
         """(log loss, NE) of the capacity-limited oracle of a student size."""
         return self._floor(size)
 
-    def oracle_ne(self, shape) -> float:
-        """The oracle NE of a model shape (dlrm.model.ModelShape)."""
-        return self.oracle(student_size(shape))[1]
+    def oracle_ne(self, size: StudentSize) -> float:
+        """The oracle NE of a student size."""
+        return self.oracle(size)[1]
 
 
 class SeededStream:

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Optional
 
 import numpy as np
 from scipy.special import ndtri, zeta
@@ -71,14 +71,6 @@ class StudentSize:
     @property
     def dense_terms(self) -> int:
         return (self.dense_arch_width or 0) // 2
-
-
-def student_size(shape) -> StudentSize:
-    """The capacity of a model shape (dlrm.model.ModelShape) as the teacher counts it."""
-    def hidden(sizes: Sequence[int]) -> Optional[int]:
-        return max(sizes[:-1]) if len(sizes) > 1 else None
-
-    return StudentSize(shape.embedding_dim, hidden(shape.dense_arch_layer_sizes), hidden(shape.over_arch_layer_sizes))
 
 
 def spectrum(n: int, exponent: float) -> np.ndarray:
