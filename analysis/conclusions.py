@@ -119,8 +119,24 @@ def _compute_sentence(heads: list[SeriesResult]) -> Optional[str]:
     for r in free:
         text += (f" {axis_word(r)}: FLOPs grow slowly with it (d log FLOPs / d log x = "
                  f"{g(r.efficiency['compute_elasticity'], 2)}), so a compute doubling would need more than "
-                 f"10× of it; it costs mostly memory, not compute.")
+                 f"10× of it; it costs mostly memory, not compute. {_headroom_ranking(r, data)}")
     return text
+
+
+def _headroom_ranking(r: SeriesResult, data: Optional[SeriesResult]) -> str:
+    """A scheme too cheap in FLOPs for a per-compute-doubling figure can still be ranked:
+    whatever its compute buys is at most its whole headroom NE(x_max) - gamma (the law's
+    gain at infinite x).  Data wins outright when its gain per compute doubling exceeds that."""
+    room = r.efficiency["headroom_to_gamma"]
+    text = f"Its whole headroom to γ (any amount of it) is {vci(room, 3)}"
+    gain = (data.efficiency.get("gain_per_compute_doubling") or {}) if data is not None else {}
+    d_lo = (gain.get("ci95") or [None])[0]
+    r_hi = (room.get("ci95") or [None, None])[1]
+    if d_lo is None or r_hi is None:
+        return text + "."
+    if d_lo > r_hi:
+        return text + ": less than data buys per compute doubling (the intervals do not overlap)."
+    return text + ": against data's gain per compute doubling the intervals overlap: no ranking."
 
 
 def _schemes_sentence(heads: list[SeriesResult]) -> Optional[str]:

@@ -21,15 +21,24 @@ from runner.report import OUTCOMES, progress_label
 
 log = logging.getLogger("dlrm")
 compose.register()
-# TorchRec 1.8 / torch 2.13 deprecation chatter that says nothing about this run.
-for _category in (FutureWarning, DeprecationWarning):
-    warnings.filterwarnings("ignore", category=_category)
-warnings.filterwarnings("ignore", message=".*an autograd kernel was not registered.*")
-warnings.filterwarnings("ignore", message=".*is_fx_tracing.*")
+
+
+def quiet_warnings() -> None:
+    """TorchRec 1.8 / torch 2.13 deprecation chatter that says nothing about this run.  Called
+    at import and again in each job: a joblib worker unpickles the task without this module's
+    top level."""
+    for category in (FutureWarning, DeprecationWarning):
+        warnings.filterwarnings("ignore", category=category)
+    warnings.filterwarnings("ignore", message=".*an autograd kernel was not registered.*")
+    warnings.filterwarnings("ignore", message=".*is_fx_tracing.*")
+
+
+quiet_warnings()
 
 
 @hydra.main(config_path=str(compose.CONFIG_DIR), config_name="config", version_base="1.3")
 def main(cfg: DictConfig) -> str:
+    quiet_warnings()
     hc = HydraConfig.get()
     run_dir = Path(hc.runtime.output_dir)
     label = progress_label(run_dir)

@@ -41,6 +41,16 @@ class Outcomes:
 OUTCOMES = Outcomes()
 
 
+def record_outcome(job_return: Any, run_dir: Optional[str] = None) -> None:
+    """A job's outcome from its JobReturn.  on_job_end calls this where the job ran; the
+    sweeper calls it again in the launching process, because a parallel launcher (joblib)
+    runs on_job_end in its worker processes, whose OUTCOMES this process never sees."""
+    if run_dir is None:
+        run_dir = job_return.hydra_cfg.hydra.runtime.output_dir
+    status = job_return.return_value if job_return.status.name == "COMPLETED" else Status.FAILED
+    OUTCOMES.record(run_dir, status)
+
+
 def expected_run_dirs(config: DictConfig) -> list[Path]:
     """Every run dir of the sweep, in launch order, by expanding it as the basic sweeper does."""
     from hydra._internal.config_loader_impl import get_overrides_dirname
@@ -110,8 +120,7 @@ class SweepReport(Callback):
         log.info("sweep %s: %d runs, %d completed already (skipped)", root, len(self.run_dirs), done)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        status = job_return.return_value if job_return.status.name == "COMPLETED" else Status.FAILED
-        OUTCOMES.record(config.hydra.runtime.output_dir, status)
+        record_outcome(job_return, config.hydra.runtime.output_dir)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         root = Path(config.hydra.sweep.dir)

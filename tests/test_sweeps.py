@@ -266,7 +266,7 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
     base = (16, 64, 64)
     assert {r["seed"] for r in runs if r["n"] == largest and (r["d"], r["bottom"], r["top"]) == base} >= {0, 1, 2}
     # Each scheme over >= 5 values sharing the base point, >= 2 seeds each, at one data size.
-    n = 2 ** 19
+    n = 2 ** 20
     at_n = [r for r in runs if r["n"] == n]
     for key, others in (("d", ("bottom", "top")), ("bottom", ("d", "top")), ("top", ("d", "bottom"))):
         axis = [r for r in at_n if all(r[o] == dict(zip(("d", "bottom", "top"), base))[o] for o in others)]
@@ -276,8 +276,8 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
-    """sweep=demo with the data size and seed pinned on the command line: the 42 jobs collapse to
-    the 13 model sizes, tiny."""
+    """sweep=demo with the data size and seed pinned on the command line: the 39 jobs collapse to
+    the 13 model sizes, tiny (and two at a time, the demo's joblib launcher)."""
     from runner.report import expected_run_dirs
 
     args = ["sweep=demo", "data.num_train_samples=1024", "seed=0", "trainer.eval_log_spaced_from=null",
@@ -295,7 +295,8 @@ def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
         assert (s["embedding_dim"], s["dense_arch_width"], s["over_arch_width"]) == (
             int(v["d"]), int(v["bottom"]), int(v["top"]))
     launched = re.findall(r"run \[(\d+)/13\] (\S+)", proc.stdout)
-    assert [name for _, name in launched] == [d.name for d in expected]  # the report's order is the sweeper's
+    # [k/13] is the sweeper's order (two jobs run at a time, so their log lines may interleave).
+    assert sorted((int(k), name) for k, name in launched) == [(k + 1, d.name) for k, d in enumerate(expected)]
     assert f"sweep {root}: 13 completed" in proc.stdout
 
 
@@ -313,6 +314,27 @@ def test_submitit_local_launcher_runs_the_sweep(tmp_path):
     job_logs = list((root / ".submitit").glob("*/*_log.out"))
     assert len(job_logs) == 2, job_logs  # each job ran in its own submitit process
     assert _table_rows(proc.stdout) == {_name(1024, 4): "completed", _name(2048, 4): "completed"}
+
+
+def test_joblib_launcher_runs_jobs_in_parallel_and_its_outcomes_reach_the_exit_status(tmp_path):
+    """hydra/launcher=joblib (the demo's, two jobs at a time): on_job_end runs in the worker
+    processes, so the sweeper records the outcomes from the jobs' returns; a failed job still
+    makes the sweep exit non-zero, and does not stop the others."""
+    proc = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1",
+                  "model.embedding_dim=4,6,8", "data.num_train_samples=1024", "model.mlp_width=8")
+    assert proc.returncode != 0, _out(proc)
+    root = tmp_path / "runs" / "multirun"
+    _assert_complete(root / _name(1024, 4), 1024, 4, 8)
+    _assert_complete(root / _name(1024, 8), 1024, 8, 8)
+    assert _summary(root / _name(1024, 6))["status"] == "failed"
+    assert "Joblib.Parallel(n_jobs=2" in proc.stdout + proc.stderr
+    assert _table_rows(proc.stdout) == {_name(1024, 4): "completed", _name(1024, 6): "failed",
+                                        _name(1024, 8): "completed"}
+    # Without the failing job the same parallel sweep exits 0: the outcomes were read, not assumed.
+    ok = _sweep(tmp_path, "hydra/launcher=joblib", "hydra.launcher.n_jobs=2", "trainer.num_threads=1",
+                "model.embedding_dim=4,8", "data.num_train_samples=1024", "model.mlp_width=8")
+    assert ok.returncode == 0, _out(ok)
+    assert f"{root / _name(1024, 4)}: completed already, skipped" in ok.stdout + ok.stderr
 
 
 @pytest.fixture(scope="module")

@@ -33,8 +33,14 @@ class GridsSweeper(BasicSweeper):
         self._arguments: List[str] = []
 
     def sweep(self, arguments: List[str]) -> Any:
+        from runner.report import record_outcome
+
         self._arguments = list(arguments)
-        return super().sweep(arguments)
+        returns = super().sweep(arguments)
+        for batch in returns:  # here, not only in on_job_end: a joblib job ends in its worker
+            for job_return in batch:
+                record_outcome(job_return)
+        return returns
 
     def split_arguments(self, overrides: Any, max_batch_size: Optional[int]) -> List[List[List[str]]]:  # type: ignore[override]
         # BasicSweeper.sweep calls this with params + arguments parsed; expand the grids instead.

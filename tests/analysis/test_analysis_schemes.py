@@ -167,3 +167,20 @@ def test_a_joint_law_states_no_split_unless_determined_and_flags_extrapolations(
             assert "C^" not in line
         elif j["compute_optimal"] and j["compute_optimal"][0]["extrapolated"]:
             assert "an extrapolation" in line and "not a conclusion" in line
+
+
+def test_a_scheme_too_cheap_in_flops_is_ranked_against_data_by_its_whole_headroom():
+    """A per-compute-doubling figure needs >10x of a FLOP-cheap scheme (bottom width: d log
+    FLOPs / d log x ~ 0.03); what any amount of it can buy is at most NE(x_max) - gamma."""
+    from types import SimpleNamespace
+
+    from analysis.conclusions import _headroom_ranking
+
+    def scheme(lo, hi):
+        return SimpleNamespace(efficiency={"headroom_to_gamma": {"value": (lo + hi) / 2, "ci95": [lo, hi]}})
+
+    data = SimpleNamespace(efficiency={"gain_per_compute_doubling": {"value": 0.013, "ci95": [0.009, 0.02]}})
+    assert "less than data buys per compute doubling" in _headroom_ranking(scheme(0.002, 0.008), data)
+    overlap = _headroom_ranking(scheme(0.002, 0.0095), data)
+    assert "intervals overlap: no ranking" in overlap and "less than data" not in overlap
+    assert _headroom_ranking(scheme(0.002, 0.008), None).endswith("[0.002, 0.008].")
