@@ -41,12 +41,11 @@ class Outcomes:
 OUTCOMES = Outcomes()
 
 
-def record_outcome(job_return: Any, run_dir: Optional[str] = None) -> None:
+def record_outcome(job_return: Any) -> None:
     """A job's outcome from its JobReturn.  on_job_end calls this where the job ran; the
     sweeper calls it again in the launching process, because a parallel launcher (joblib)
     runs on_job_end in its worker processes, whose OUTCOMES this process never sees."""
-    if run_dir is None:
-        run_dir = job_return.hydra_cfg.hydra.runtime.output_dir
+    run_dir = job_return.hydra_cfg.hydra.runtime.output_dir
     status = job_return.return_value if job_return.status.name == "COMPLETED" else Status.FAILED
     OUTCOMES.record(run_dir, status)
 
@@ -120,7 +119,7 @@ class SweepReport(Callback):
         log.info("sweep %s: %d runs, %d completed already (skipped)", root, len(self.run_dirs), done)
 
     def on_job_end(self, config: DictConfig, job_return: Any, **kwargs: Any) -> None:
-        record_outcome(job_return, config.hydra.runtime.output_dir)
+        record_outcome(job_return)
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         root = Path(config.hydra.sweep.dir)
