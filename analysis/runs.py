@@ -131,7 +131,7 @@ def normalise(summary: dict) -> dict:
     Version 1 (no `rundir_version`): `dense_arch_width` / `over_arch_width` derived from
     the hidden layers of the layer sizes, `mlp_width` kept as written.  Any version: a
     missing `data_id` falls back to the data set's name (runs of different data are never
-    one series)."""
+    one series); a missing `dense_arch_output` is `relu`, the only dense arch before it."""
     record = dict(summary)
     record["rundir_version"] = summary.get("rundir_version", 1)
     for width, layers in (("dense_arch_width", "dense_arch_layer_sizes"),
@@ -145,6 +145,7 @@ def normalise(summary: dict) -> dict:
     record["data"] = None if data is None else str(data)
     if record.get("data_id") is None:
         record["data_id"] = record["data"]
+    record.setdefault("dense_arch_output", "relu")
     return record
 
 

@@ -39,7 +39,7 @@ class Axis:
 
 
 # Held fixed in every model-axis series besides the model's own shape.
-_SETUP = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
+_SETUP = ("model", "dense_arch_output", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
           "lr_warmup_samples", "lr_schedule")
 _DENSE = ("dense_arch_width", "dense_arch_hidden")
 _OVER = ("over_arch_width", "over_arch_hidden")

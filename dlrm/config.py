@@ -33,6 +33,9 @@ class ModelConfig:
     # Explicit layer lists override the derived ones.
     dense_arch_layer_sizes: Optional[List[int]] = MISSING
     over_arch_layer_sizes: Optional[List[int]] = MISSING
+    # The dense arch's output layer: relu (TorchRec's DenseArch, as in the DLRM paper: every
+    # layer ReLU'd) | linear (no activation on the output layer; see configs/model/dlrm.yaml).
+    dense_arch_output: str = MISSING
     dcn_num_layers: int = MISSING  # model=dcn only
     dcn_low_rank_dim: int = MISSING
 
@@ -199,8 +202,14 @@ def _one_of(value: Any, key: str, allowed: tuple[str, ...]) -> None:
         raise ConfigError(f"{key}={value!r} is not known: use one of {', '.join(allowed)}")
 
 
+DENSE_ARCH_OUTPUTS = ("relu", "linear")
+
+
 def _check_arch(cfg: Any) -> None:
     m = cfg.model
+    if m.dense_arch_output not in DENSE_ARCH_OUTPUTS:
+        raise ConfigError(f"model.dense_arch_output={m.dense_arch_output!r} is not one of {DENSE_ARCH_OUTPUTS}: "
+                          f"relu is TorchRec's DenseArch (every layer ReLU'd), linear leaves its output layer linear")
     dense = m.get("dense_arch_layer_sizes")
     if dense is not None:
         if len(dense) == 0 or any(not isinstance(x, int) or x <= 0 for x in dense):

@@ -25,6 +25,7 @@ import torch
 from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
+from torchrec.modules.mlp import MLP
 
 MODEL_NAMES = ("dlrm", "dcn")
 BACKWARD_TO_FORWARD_FLOPS = 2  # backward = gradients w.r.t. inputs and weights
@@ -46,6 +47,7 @@ class ModelShape:
     over_arch_layer_sizes: tuple[int, ...]
     dcn_num_layers: int = 3
     dcn_low_rank_dim: int = 16
+    dense_arch_output: str = "relu"  # relu (TorchRec's DenseArch) | linear: no activation on its output layer
 
     @property
     def num_sparse_features(self) -> int:
@@ -81,6 +83,7 @@ def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_feature
         over_arch_layer_sizes=tuple(int(x) for x in over),
         dcn_num_layers=int(model_cfg.get("dcn_num_layers", 3)),
         dcn_low_rank_dim=int(model_cfg.get("dcn_low_rank_dim", 16)),
+        dense_arch_output=str(model_cfg.get("dense_arch_output", "relu")),
     )
 
 
@@ -172,9 +175,21 @@ def build_model(shape: ModelShape, dense_device: torch.device,
         dense_device=dense_device,
     )
     if shape.name == "dcn":
-        return DLRM_DCN(dcn_num_layers=shape.dcn_num_layers, dcn_low_rank_dim=shape.dcn_low_rank_dim, **common)
-    if shape.name == "dlrm":
+        model = DLRM_DCN(dcn_num_layers=shape.dcn_num_layers, dcn_low_rank_dim=shape.dcn_low_rank_dim, **common)
+    elif shape.name == "dlrm":
         model = DLRM(**common)
         model.inter_arch = FlatInteractionArch(shape.num_sparse_features, dense_device)
-        return model
-    raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")
+    else:
+        raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")
+    if shape.dense_arch_output == "linear":
+        model.dense_arch.model = linear_output_mlp(shape.num_dense_features, shape.dense_arch_layer_sizes, dense_device)
+    return model
+
+
+def linear_output_mlp(in_features: int, layer_sizes: Sequence[int], device: torch.device) -> torch.nn.Module:
+    """TorchRec's MLP over the hidden layers (ReLU), then a Linear output layer without one:
+    the same weights and FLOPs as DenseArch's MLP, only the last activation gone."""
+    sizes = list(layer_sizes)
+    hidden = [MLP(in_features, sizes[:-1], bias=True, activation="relu", device=device)] if len(sizes) > 1 else []
+    last_in = sizes[-2] if len(sizes) > 1 else in_features
+    return torch.nn.Sequential(*hidden, torch.nn.Linear(last_in, sizes[-1], bias=True, device=device))

@@ -30,6 +30,7 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
         "over_arch_width": over_width,
         "mlp_width": dense_width if dense_width == over_width else None,
         "mlp_depth": int(cfg.model.mlp_depth),
+        "dense_arch_output": shape.dense_arch_output,
         "data": cfg.data.name,
         "data_id": getattr(source, "data_id", None),
         "num_train_samples": num_train,

@@ -67,6 +67,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "over_arch_width": "the top MLP's hidden width (null without a hidden layer)",
     "mlp_width": "the width both MLPs share when they are scaled together (null when they differ)",
     "mlp_depth": "layers per MLP",
+    "dense_arch_output": "the dense arch's output layer: relu (TorchRec's DenseArch) or linear",
     # the data
     "data": "data set name: synthetic, synthetic_saturating, criteo_kaggle, criteo_1tb",
     "data_id": "identity of the data: a hash of the world's spec, or of the preprocessed metadata",

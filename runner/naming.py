@@ -35,6 +35,9 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.eval_log_spaced_from", "trainer.eval_log_spaced_per_octave",  # more evals, the same run
     "debug.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
 )
+# Keys added after configs were first written, with the value every run before them had: a
+# config that lacks one is that run, so it still resumes and is still skipped when done.
+KEYS_ADDED_LATER = {"model.dense_arch_output": "relu"}
 # Overrides that are not config values but choices of how to launch: group choices and the
 # Hydra launcher.
 _LAUNCH_OVERRIDES = ("sweep", "hydra.launcher", "hydra/launcher")
@@ -101,7 +104,7 @@ def _flatten(cfg, prefix: str = "") -> dict:
 
 def result_relevant_diff(old: DictConfig, new: DictConfig) -> list[str]:
     """'key: old -> new' for every differing key that changes what a run computes."""
-    a, b = _flatten(old), _flatten(new)
+    a, b = {**KEYS_ADDED_LATER, **_flatten(old)}, {**KEYS_ADDED_LATER, **_flatten(new)}
     diffs = []
     for key in sorted(set(a) | set(b)):
         # A knob that a config written before it existed lacks, and that is null (off) in

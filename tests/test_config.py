@@ -33,6 +33,7 @@ BAD = [
     (["model.embedding_dim=8", "model.dense_arch_layer_sizes=[64,16]"], "last layer to equal the embedding dim"),
     (["model.over_arch_layer_sizes=[64,2]"], "must end in 1"),
     (["model.name=transformer"], "model.name='transformer' is not known"),
+    (["model.dense_arch_output=tanh"], "model.dense_arch_output='tanh' is not one of"),
     (["sharding.type=diagonal"], "sharding.type='diagonal' is not known"),
     (["sharding=row_wise"], "gloo backend"),
     (["trainer.embedding_optimizer=adam"], "needs a GPU: FBGEMM's CPU embedding kernels implement"),

@@ -127,6 +127,14 @@ def test_list_and_absent_keys_are_compared():
                                               "model.dense_arch_layer_sizes: [64, 8] -> [64, 16]"]
 
 
+def test_a_config_written_before_a_key_existed_is_the_run_of_its_old_value():
+    old = OmegaConf.to_container(_cfg(), resolve=True)
+    del old["model"]["dense_arch_output"]  # as a config.yaml written before the knob existed
+    assert result_relevant_diff(OmegaConf.create(old), _cfg()) == []
+    assert result_relevant_diff(OmegaConf.create(old), _cfg("model.dense_arch_output=linear")) == [
+        "model.dense_arch_output: relu -> linear"]
+
+
 def test_result_neutral_keys_are_ignored():
     old = _cfg("model.mlp_width=8")
     new = _cfg("model.mlp_width=8", "out_root=/elsewhere", "sweep_name=other", "retry_failed=true",
