@@ -181,7 +181,7 @@ def build_model(shape: ModelShape, dense_device: torch.device,
         model.inter_arch = FlatInteractionArch(shape.num_sparse_features, dense_device)
     else:
         raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")
-    if shape.dense_arch_output == "linear":
+    if shape.dense_arch_output == "linear":  # DLRM's constructors take no activation: swap the arch's MLP
         model.dense_arch.model = linear_output_mlp(shape.num_dense_features, shape.dense_arch_layer_sizes, dense_device)
     return model
 
