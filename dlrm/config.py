@@ -60,10 +60,10 @@ class SyntheticDataConfig:
     latent_dim: int = MISSING  # the teacher's latent dimension K
     latent_spectrum_exponent: float = MISSING  # p: the interaction a dim-d student misses ~ d^-p
     interaction_scale: float = MISSING  # std of the summed interactions
-    top_features: List[int] = MISSING  # the top-MLP part: c_k abs(beta_f(id) + w_k . z - tau_k)
+    top_features: List[int] = MISSING  # the id x dense part: c_k abs(beta_f(id) + w_k . z - tau_k)
     top_terms: int = MISSING  # how many such terms (the last holds the spectrum's remainder)
-    top_spectrum_exponent: float = MISSING  # r: what a width-W top MLP misses ~ W^-r
-    top_scale: float = MISSING  # std of the summed top terms
+    top_spectrum_exponent: float = MISSING  # r: c_k^2 ~ k^-(1+r) (no top-width law: dlrm/data/teacher.py)
+    top_scale: float = MISSING  # the terms' variances sum to top_scale^2 (terms of one feature correlate)
     dense_spectrum_exponent: float = MISSING  # q: the bottom-MLP part sum_m a_m abs(z_m) missed ~ W^-q
     dense_abs_scale: float = MISSING  # std of that part
     dense_linear_scale: float = MISSING  # linear + one product term (no capacity needed)
