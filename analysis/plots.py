@@ -54,12 +54,20 @@ def _floors(ax, results):
         ax.axhline(f, color="k", ls=":", lw=1.0, label="Bayes floor" if i == 0 else None)
 
 
-def _oracle(ax, r, color):
-    """The capacity limit of each model size (unlimited data) on a model axis."""
+def oracle_line(r, metric: str):
+    """(x, oracle, label) of a model axis' capacity limit per size, or None where unknown.  A
+    flat one is drawn too: it is that axis' known answer (e.g. the planted world's top width,
+    which limits no part), not a missing curve."""
     o = r.oracle
-    if o and len(set(o["oracle"])) > 1:
-        ax.plot(o["x"], o["oracle"], "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4,
-                label="oracle (capacity limit per size)")
+    if metric != "eval_ne" or not o or not o.get("oracle"):
+        return None
+    flat = len(set(o["oracle"])) == 1
+    return o["x"], o["oracle"], "oracle (capacity limit per size" + (": the same at every size)" if flat else ")")
+
+
+def _oracle(ax, line, color):
+    x, y, label = line
+    ax.plot(x, y, "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4, label=label)
 
 
 def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
@@ -112,8 +120,9 @@ def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
             _curve(ax, f, color, styles[s.model], f.x_min, f.x_max, f"{label}: β={f.beta:.3g}, γ={f.gamma:.4g}",
                    band=bands)
         entries += 1
-        if metric == "eval_ne" and r.oracle and len(set(r.oracle["oracle"])) > 1:
-            _oracle(ax, r, color)
+        line = oracle_line(r, metric)
+        if line is not None:
+            _oracle(ax, line, color)
             entries += 1
     _floors(ax, results)
     _finish(ax, fig, path, f"{word} vs {axis.label}: α·x^-β + γ (determined laws)"

@@ -198,3 +198,19 @@ def test_a_scheme_too_cheap_in_flops_is_ranked_against_data_by_its_whole_headroo
     overlap = _headroom_ranking(scheme(0.002, 0.0095), data)
     assert "intervals overlap: no ranking" in overlap and "less than data" not in overlap
     assert _headroom_ranking(scheme(0.002, 0.008), None).endswith("[0.002, 0.008].")
+
+
+def test_a_flat_oracle_curve_is_drawn_as_that_axis_answer():
+    """The planted world's top width limits no part: its oracle is flat, and the plot shows it
+    (it once drew only oracles that vary, so the top axis had no oracle curve)."""
+    from types import SimpleNamespace
+
+    from analysis.plots import oracle_line
+
+    flat = SimpleNamespace(oracle={"x": [8, 16, 32], "oracle": [0.56, 0.56, 0.56]})
+    x, y, label = oracle_line(flat, "eval_ne")
+    assert list(x) == [8, 16, 32] and list(y) == [0.56] * 3 and "the same at every size" in label
+    falling = SimpleNamespace(oracle={"x": [8, 16], "oracle": [0.57, 0.56]})
+    assert "the same" not in oracle_line(falling, "eval_ne")[2]
+    assert oracle_line(flat, "eval_logloss") is None  # the oracle is an NE
+    assert oracle_line(SimpleNamespace(oracle=None), "eval_ne") is None
