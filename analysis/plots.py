@@ -65,11 +65,6 @@ def oracle_line(r, metric: str):
     return o["x"], o["oracle"], "oracle (capacity limit per size" + (": the same at every size)" if flat else ")")
 
 
-def _oracle(ax, line, color):
-    x, y, label = line
-    ax.plot(x, y, "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4, label=label)
-
-
 def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
     ax.set_xscale("log")
     ax.set_yscale("log")
@@ -122,7 +117,7 @@ def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
         entries += 1
         line = oracle_line(r, metric)
         if line is not None:
-            _oracle(ax, line, color)
+            ax.plot(*line[:2], "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4, label=line[2])
             entries += 1
     _floors(ax, results)
     _finish(ax, fig, path, f"{word} vs {axis.label}: α·x^-β + γ (determined laws)"
