@@ -276,8 +276,8 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
-    """sweep=demo with the data size and seed pinned on the command line: the 45 jobs collapse to
-    the 14 model sizes, tiny (and two at a time, the demo's joblib launcher)."""
+    """sweep=demo with the data size and seed pinned on the command line: the 41 jobs collapse to
+    the 13 model sizes, tiny (and two at a time, the demo's joblib launcher)."""
     from runner.report import expected_run_dirs
 
     args = ["sweep=demo", "data.num_train_samples=1024", "seed=0", "trainer.eval_log_spaced_from=null",
@@ -285,7 +285,7 @@ def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
     proc = cli(args, cwd=tmp_path, timeout=600)  # no -m: the sweep file sets hydra.mode=MULTIRUN
     assert proc.returncode == 0, _out(proc)
     expected = expected_run_dirs(_compose_sweep(args))
-    assert len(expected) == 14 and len(set(expected)) == 14
+    assert len(expected) == 13 and len(set(expected)) == 13
     root = tmp_path / "runs" / "demo"
     assert _run_dirs(root) == {d.name for d in expected}
     for d in expected:
@@ -294,10 +294,10 @@ def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
         assert s["status"] == "completed" and s["num_train_samples"] == 1024
         assert (s["embedding_dim"], s["dense_arch_width"], s["over_arch_width"]) == (
             int(v["d"]), int(v["bottom"]), int(v["top"]))
-    launched = re.findall(r"run \[(\d+)/14\] (\S+)", proc.stdout)
-    # [k/14] is the sweeper's order (two jobs run at a time, so their log lines may interleave).
+    launched = re.findall(r"run \[(\d+)/13\] (\S+)", proc.stdout)
+    # [k/13] is the sweeper's order (two jobs run at a time, so their log lines may interleave).
     assert sorted((int(k), name) for k, name in launched) == [(k + 1, d.name) for k, d in enumerate(expected)]
-    assert f"sweep {root}: 14 completed" in proc.stdout
+    assert f"sweep {root}: 13 completed" in proc.stdout
 
 
 # --- launchers ---------------------------------------------------------------------------------
