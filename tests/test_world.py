@@ -3,8 +3,9 @@
 The teacher's parts (dlrm/data/teacher.py) each meet one of the student's resources; the
 share a student of x terms misses is a Hurwitz-zeta tail ~ x^-e with the exponent planted
 in the config, the capacity-limited oracle is monotone in the embedding dim and the bottom
-width, flat in the top width (which limits no part), and reaches the Bayes floor at full size, and its Gaussian treatment of the missed part agrees with a Monte Carlo
-of the exact conditional expectation.  Seeds move the training stream, never the world.
+width, flat in the top width (which limits no part), and reaches the Bayes floor at full
+size, and its Gaussian treatment of the missed part agrees with a Monte Carlo of the exact
+conditional expectation.  Seeds move the training stream, never the world.
 """
 from __future__ import annotations
 

@@ -103,6 +103,7 @@ class SyntheticWorld:
         self._label_key = hashing.stream_key(spec.seed, _STREAM_LABEL)
         self._max_ids = np.array(self.cardinalities, dtype=np.int64) - 1
         self._uniform = sorted(int(f) for f in spec.uniform_features)
+        self._oracles: dict[tuple[int, int], tuple[float, float]] = {}
 
     @cached_property
     def data_id(self) -> str:
@@ -226,10 +227,12 @@ class SyntheticWorld:
     def bayes_ne(self) -> float:
         return self._bayes[1]
 
-    @lru_cache(maxsize=64)
     def oracle(self, size: StudentSize) -> tuple[float, float]:
-        """(log loss, NE) of the capacity-limited oracle of a student size."""
-        return self._floor(size)
+        """(log loss, NE) of the capacity-limited oracle of a student size, computed once for
+        all sizes that represent the same parts (e.g. every top width)."""
+        if size.limits not in self._oracles:
+            self._oracles[size.limits] = self._floor(size)
+        return self._oracles[size.limits]
 
     def oracle_ne(self, size: StudentSize) -> float:
         """The oracle NE of a student size."""

@@ -72,6 +72,11 @@ class StudentSize:
     def dense_terms(self) -> int:
         return (self.dense_arch_width or 0) // 2
 
+    @property
+    def limits(self) -> tuple[int, int]:
+        """What the student can represent: sizes equal in it have one oracle."""
+        return self.latent_coordinates, self.dense_terms
+
 
 def spectrum(n: int, exponent: float) -> np.ndarray:
     """Shares w_1..w_n (summing to 1) with w_k ~ k^-(1+exponent), the last holding the
