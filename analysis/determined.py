@@ -4,10 +4,10 @@ A fit always returns numbers; whether they mean anything is a separate question.
 is *determined* only when every one of these holds (docs/ANALYSIS.md, "Determined"):
 
 * at least MIN_DISTINCT_X_DETERMINED distinct x values (3 parameters + 2 degrees of freedom);
-* no parameter on a bound (alpha = 0, beta at 0.001 or 4, gamma at 0 or at the smallest NE);
+* no parameter on a bound (alpha = 0, beta at 0.001 or 4, gamma at 0 or at its upper bound, the smallest of the sizes' largest NE: fit.py);
 * beta's 95% interval inside BETA_DETERMINED = (0.02, 3.5): an exponent that may be
   0.02 is "no trend" and one that may be 3.5 is "a step", neither a scaling law;
-* gamma's interval does not span its whole range [0, smallest NE] (then the floor, and
+* gamma's interval does not span its whole range [0, that bound] (then the floor, and
   with it the trend, is unknown);
 * alpha's interval does not reach 0 (a law with no trend fits as well);
 * R^2 >= R2_DETERMINED: the law explains most of the NE variance across the runs;

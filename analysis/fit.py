@@ -3,8 +3,10 @@
 Fitted in log space (NE noise is roughly proportional to NE, and the paper's plots are
 log-log) with a Huber loss (one bad run should not bend the law), by variable
 projection over beta (analysis.varpro), then polished with scipy's least_squares.
-Bounds: beta in BETA_BOUNDS, alpha >= 0, 0 <= gamma <= the smallest NE of the series
-(a floor above a measured NE would be contradicted by that run).
+Bounds: beta in BETA_BOUNDS, alpha >= 0, 0 <= gamma <= the smallest, over the sizes x, of
+each size's largest NE (a floor above every run of a size is contradicted by them; one
+lucky seed below the others is noise, and bounding gamma by it put saturating axes' gamma
+on that bound: analysis.varpro.floor_bound).
 
 Internally x is divided by x_ref (the geometric mean of the series' x) so that
 alpha_ref = alpha * x_ref^-beta is O(NE) whatever the unit of x (samples, params,
@@ -24,7 +26,7 @@ import numpy as np
 
 from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
 from analysis.errors import FitError
-from analysis.varpro import basis, fit_batch, inner_fit, polish
+from analysis.varpro import basis, fit_batch, floor_bound, inner_fit, polish
 
 # beta > 0 as the issue asks; 1e-3 is "no measurable trend" and 4 is far steeper than
 # any scaling law (over one decade it would shrink the reducible part 10^4-fold).
@@ -56,7 +58,7 @@ class PowerLawFit:
     n_distinct_x: int
     x_min: float
     x_max: float
-    y_min: float
+    y_min: float  # gamma's upper bound (varpro.floor_bound): the smallest NE with one run a size
     at_bound: list[str] = field(default_factory=list)
     # Bootstrap estimates, one row per resample: alpha_ref, beta, gamma.
     boot: Optional[np.ndarray] = None
@@ -132,8 +134,9 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
     alpha_ref, beta, gamma = float(vp.coef[0, 1]), float(vp.exponents[0, 0]), float(vp.coef[0, 0])
     loss = float(vp.loss[0])
     start_exps = np.concatenate([vp.exponents, vp.starts[0, :1]])  # (2, 1)
+    y_floor = float(floor_bound(logz, y, np.ones(len(x)))[0])
     coef, _ = inner_fit(basis(logz[:, None], start_exps), y, np.log(y), np.ones(len(x)),
-                        np.full(len(start_exps), y.min()), settings.huber_delta, 3)
+                        np.full(len(start_exps), y_floor), settings.huber_delta, 3)
     c, e, polished_loss = polish(logz, y, settings.huber_delta, settings.beta_bounds,
                                  list(zip(coef, start_exps)))
     if c is not None and polished_loss <= loss:
@@ -147,7 +150,7 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
         alpha_ref=alpha_ref, loss=loss, r2=r2,
         rmse_log=float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2))),
         n_points=len(x), n_distinct_x=n_distinct, x_min=float(x.min()), x_max=float(x.max()),
-        y_min=float(y.min()), at_bound=_at_bound(alpha_ref, beta, gamma, y.min(), settings.beta_bounds),
+        y_min=y_floor, at_bound=_at_bound(alpha_ref, beta, gamma, y_floor, settings.beta_bounds),
         resampling=resampling_for(blocks, len(x), x), beta_bounds=settings.beta_bounds,
     )
     if B > 0:
@@ -171,7 +174,7 @@ def _at_bound(alpha_ref, beta, gamma, y_min, beta_bounds) -> list[str]:
     if gamma <= 1e-6 * y_min:
         out.append("gamma at lower bound 0 (no floor visible)")
     if gamma >= y_min * (1 - 1e-6):
-        out.append("gamma at upper bound (the smallest NE)")
+        out.append("gamma at upper bound (a size's largest NE)")
     return out
 
 

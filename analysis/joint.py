@@ -32,7 +32,7 @@ from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
 from analysis.determined import BETA_DETERMINED
 from analysis.errors import FitError
 from analysis.fit import FitSettings, validate_xy
-from analysis.varpro import basis, fit_batch, inner_fit, polish
+from analysis.varpro import basis, fit_batch, floor_bound, inner_fit, polish
 
 # The joint grid is (grid per exponent)^2 cells; 12 (a factor 2.1 between neighbours)
 # is enough for the Newton search that follows and keeps the grid stage cheap.
@@ -157,8 +157,9 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     (E, A_ref, B_ref), (a, b), loss = vp.coef[0], vp.exponents[0], float(vp.loss[0])
     # Polish all five parameters at once from the varpro optimum and the best grid cell.
     start_exps = np.concatenate([vp.exponents, vp.starts[0, :1]])  # (2, 2)
+    y_floor = float(floor_bound(logz, y, np.ones(len(y)))[0])
     coef, _ = inner_fit(basis(logz, start_exps), y, np.log(y), np.ones(len(y)),
-                        np.full(len(start_exps), y.min()), settings.huber_delta, 3)
+                        np.full(len(start_exps), y_floor), settings.huber_delta, 3)
     c, e, polished_loss = polish(logz, y, settings.huber_delta, settings.beta_bounds,
                                  list(zip(coef, start_exps)))
     if c is not None and polished_loss <= loss:
@@ -169,7 +170,7 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     fit = JointFit(E=E, A=A_ref * P_ref ** a, a=a, B=B_ref * D_ref ** b, b=b, P_ref=P_ref,
                    D_ref=D_ref, A_ref=A_ref, B_ref=B_ref, loss=float(loss),
                    r2=1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
-                   n_points=len(y), resampling=resampling_for(blocks, len(y), P), y_min=float(y.min()),
+                   n_points=len(y), resampling=resampling_for(blocks, len(y), P), y_min=y_floor,
                    beta_bounds=settings.beta_bounds)
     lo_b, hi_b = settings.beta_bounds
     at_bound = any(v <= lo_b * (1 + 1e-6) or v >= hi_b * (1 - 1e-6) for v in (a, b))

@@ -137,6 +137,22 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
     return coef.reshape(batch + (k + 1,)), loss.reshape(batch)
 
 
+def floor_bound(logz: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """The constant's upper bound for each row of `weights` (B, n): over the sizes (rows of
+    `logz`) in the resample, the smallest of each size's largest NE.  A floor above every run
+    of one size is contradicted by that size; a floor above one lucky seed's run, with the
+    other seeds of its size above it, is seed noise (with one run a size the rules agree)."""
+    logz = np.asarray(logz, float).reshape(len(y), -1)
+    _, group = np.unique(logz, axis=0, return_inverse=True)
+    group = group.ravel()
+    w = np.atleast_2d(np.asarray(weights, float))
+    largest = np.full((w.shape[0], group.max() + 1), -np.inf)
+    for g in range(group.max() + 1):
+        members = group == g
+        largest[:, g] = np.where(w[:, members] > 0, y[members], -np.inf).max(axis=1)
+    return np.where(np.isfinite(largest), largest, np.inf).min(axis=1)
+
+
 def polish(logz: np.ndarray, y: np.ndarray, delta: float, exponent_bounds: tuple[float, float],
            starts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Optional[np.ndarray], Optional[np.ndarray], float]:
     """Refine (coefficients, exponents) with scipy's bounded trust-region least squares
@@ -164,7 +180,7 @@ def polish(logz: np.ndarray, y: np.ndarray, delta: float, exponent_bounds: tuple
         return np.concatenate([np.ones((len(y), 1)), powers, -c[1:] * logz * powers], axis=1) / p[:, None]
 
     lower = np.array([0.0] + [0.0] * k + [exponent_bounds[0]] * k)
-    upper = np.array([y.min()] + [np.inf] * k + [exponent_bounds[1]] * k)
+    upper = np.array([floor_bound(logz, y, np.ones(len(y)))[0]] + [np.inf] * k + [exponent_bounds[1]] * k)
     best = (None, None, np.inf)
     for coef, exps in starts:
         t0 = np.clip(np.concatenate([coef, exps]), lower, upper)
@@ -223,7 +239,7 @@ def fit_batch(
     w = np.atleast_2d(np.asarray(weights, float))
     B = w.shape[0]
     m = 1 + k
-    ub = np.where(w > 0, y, np.inf).min(axis=1)  # gamma <= smallest NE in the resample
+    ub = floor_bound(logz, y, w)  # gamma <= every size's largest NE, in the resample
 
     lo, hi = np.log(exponent_bounds[0]), np.log(exponent_bounds[1])
     axis_grid = np.linspace(lo, hi, grid_size)
