@@ -64,6 +64,13 @@ class SyntheticDataConfig:
     top_terms: int = MISSING  # how many such terms (the last holds the spectrum's remainder)
     top_spectrum_exponent: float = MISSING  # r: c_k^2 ~ k^-(1+r) (no top-width law: dlrm/data/teacher.py)
     top_scale: float = MISSING  # the terms' variances sum to top_scale^2 (terms of one feature correlate)
+    # The gated terms (teacher.py), the top MLP's part: c_k g_a g_b relu(s_k u(id_c) - tau_k).
+    gated_features: List[int] = MISSING  # the gates: a term per pair
+    gated_carrier_feature: Optional[int] = MISSING  # c: the feature whose per-id scalar u they kink in
+    gated_open: float = MISSING  # pi: the share of a gate's ids that are open (1, else 0)
+    gated_terms: int = MISSING  # how many terms (one a pair)
+    gated_spectrum_exponent: float = MISSING  # t: the three-way part a width-W top misses ~ (W - 1)^-t
+    gated_scale: float = MISSING  # std of the terms' three-way parts (0: no gated terms)
     dense_spectrum_exponent: float = MISSING  # q: the bottom-MLP part sum_m a_m abs(z_m) missed ~ W^-q
     dense_abs_scale: float = MISSING  # std of that part
     dense_linear_scale: float = MISSING  # linear + one product term (no capacity needed)

@@ -59,6 +59,52 @@ def test_the_top_width_limits_no_part_so_its_oracle_is_flat(world):
     assert ne[2] < world.oracle(dataclasses.replace(BASE, dense_arch_width=32))[1]
 
 
+TOP_SPEC = dataclasses.replace(spec_from_config(compose(["data=synthetic_top"]).data), num_eval_samples=1 << 15)
+
+
+@pytest.fixture(scope="module")
+def top_world() -> SyntheticWorld:
+    return SyntheticWorld(TOP_SPEC)
+
+
+def test_on_the_top_world_the_oracle_falls_with_the_top_width_to_the_bayes_floor(top_world):
+    """data=synthetic_top: a width-W top misses the gated terms' three-way parts past W - 1."""
+    ne = [top_world.oracle(dataclasses.replace(BASE, over_arch_width=w))[1] for w in (2, 4, 8, 16, 32)]
+    assert all(a > b for a, b in zip(ne, ne[1:])), ne
+    assert ne[0] - ne[-1] > 0.02
+    every_term = dataclasses.replace(BASE, over_arch_width=TOP_SPEC.gated_terms + 1)
+    assert top_world.oracle(every_term)[0] == pytest.approx(top_world.bayes_logloss, rel=1e-12)
+
+
+def test_the_gated_terms_three_way_parts_are_orthogonal_to_every_two_feature_function(top_world):
+    """What the oracle counts as the top's: the three-way part of a gated term averages to
+    exactly 0 over any one of its three features, whatever the other two are, so no sum of
+    two-feature functions (DLRM without its top's ReLUs) carries any of it."""
+    t = top_world.teacher
+    for k in (0, 7, len(t.gated_pairs) - 1):
+        a, b = t.gated_pairs[k]
+        ga, gb = (t._lookup("gate", f, np.arange(TOP_SPEC.cardinalities[f])) - TOP_SPEC.gated_open for f in (a, b))
+        kink = t._kinks(np.arange(TOP_SPEC.cardinalities[t.gated_carrier]))[:, k] - t.gated_kink_mean[k]
+        part = ga[:, None, None] * gb[None, :, None] * kink[None, None, :]  # [C_a, C_b, C_c], uniform ids
+        assert np.abs(part).max() > 0.1
+        for axis in range(3):
+            np.testing.assert_allclose(part.mean(axis=axis), 0.0, atol=1e-12)
+
+
+def test_the_missed_three_way_variance_of_the_gated_terms_is_the_planted_share(top_world):
+    dense, sparse = top_world.features(np.arange(TOP_SPEC.eval_offset, TOP_SPEC.eval_offset + (1 << 15), dtype=np.uint64))
+    _, missed = top_world.teacher.parts(dense, sparse, dataclasses.replace(BASE, over_arch_width=9))
+    share = top_world.teacher.gated_share[8:].sum()
+    assert np.var(missed) == pytest.approx(share * TOP_SPEC.gated_scale ** 2, rel=0.08)
+
+
+def test_exact_shares_refuses_a_gate_it_cannot_open_exactly_half_of():
+    odd = list(TOP_SPEC.cardinalities)
+    odd[TOP_SPEC.gated_features[0]] = 11
+    with pytest.raises(ValueError, match="exactly 0.5 of them"):
+        SyntheticWorld(dataclasses.replace(TOP_SPEC, cardinalities=tuple(odd)))
+
+
 def test_the_oracle_of_a_student_that_represents_everything_is_the_bayes_floor(world):
     assert world.oracle(FULL)[0] == pytest.approx(world.bayes_logloss, rel=1e-12)
 

@@ -40,6 +40,7 @@ def _no_checks(data_cfg: Any, seed: int) -> None:
 DATA_SOURCES: dict[str, DataSet] = {
     "synthetic": DataSet(_build_synthetic, _validate_synthetic),  # a law on every axis (the default)
     "synthetic_saturating": DataSet(_build_synthetic, _validate_synthetic),  # the first world: parameters saturate
+    "synthetic_top": DataSet(_build_synthetic, _validate_synthetic),  # the gated terms alone: the top width's law
     "criteo_kaggle": DataSet(_build_criteo, _no_checks),
     "criteo_1tb": DataSet(_build_criteo, _no_checks),
 }

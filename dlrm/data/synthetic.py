@@ -76,6 +76,12 @@ class WorldSpec:
     top_terms: int
     top_spectrum_exponent: float
     top_scale: float
+    gated_features: Sequence[int]
+    gated_carrier_feature: Optional[int]
+    gated_open: float
+    gated_terms: int
+    gated_spectrum_exponent: float
+    gated_scale: float
     dense_spectrum_exponent: float
     dense_abs_scale: float
     dense_linear_scale: float
@@ -274,6 +280,12 @@ def spec_from_config(data_cfg) -> WorldSpec:
         top_terms=int(data_cfg.top_terms),
         top_spectrum_exponent=float(data_cfg.top_spectrum_exponent),
         top_scale=float(data_cfg.top_scale),
+        gated_features=tuple(int(f) for f in data_cfg.gated_features),
+        gated_carrier_feature=None if data_cfg.gated_carrier_feature is None else int(data_cfg.gated_carrier_feature),
+        gated_open=float(data_cfg.gated_open),
+        gated_terms=int(data_cfg.gated_terms),
+        gated_spectrum_exponent=float(data_cfg.gated_spectrum_exponent),
+        gated_scale=float(data_cfg.gated_scale),
         dense_spectrum_exponent=float(data_cfg.dense_spectrum_exponent),
         dense_abs_scale=float(data_cfg.dense_abs_scale),
         dense_linear_scale=float(data_cfg.dense_linear_scale),
@@ -291,10 +303,12 @@ def validate_config(data_cfg, seed: int) -> None:
     for f, c in enumerate(data_cfg.cardinalities):
         if not isinstance(c, int) or c <= 0:
             raise ConfigError(f"data.cardinalities[{f}]={c!r} must be a positive integer")
-    for key in ("interaction_features", "top_features", "uniform_features"):
+    for key in ("interaction_features", "top_features", "gated_features", "uniform_features"):
         bad = [f for f in data_cfg[key] if not 0 <= f < num_sparse]
         if bad:
             raise ConfigError(f"data.{key} has {bad}: features are numbered 0..{num_sparse - 1}")
+    if data_cfg.gated_scale > 0:
+        _validate_gated(data_cfg, num_sparse)
     if not isinstance(data_cfg.latent_dim, int) or data_cfg.latent_dim <= 0:
         raise ConfigError(f"data.latent_dim must be a positive integer, got {data_cfg.latent_dim!r}")
     if not 0 < data_cfg.base_ctr < 1:
@@ -308,6 +322,30 @@ def validate_config(data_cfg, seed: int) -> None:
     if data_cfg.num_train_samples > SEED_STRIDE:
         raise ConfigError(f"data.num_train_samples={data_cfg.num_train_samples} exceeds one seed's stream "
                           f"({SEED_STRIDE} samples)")
+
+
+def _validate_gated(data_cfg, num_sparse: int) -> None:
+    from dlrm.errors import ConfigError
+
+    carrier, gates = data_cfg.gated_carrier_feature, list(data_cfg.gated_features)
+    if carrier is None or not 0 <= carrier < num_sparse:
+        raise ConfigError(f"data.gated_carrier_feature={carrier!r}: the gated terms kink in one feature's per-id "
+                          f"scalar; name a feature in 0..{num_sparse - 1}")
+    others = set(gates) | set(data_cfg.top_features) | set(data_cfg.interaction_features)
+    if carrier in others or len(gates) < 2 or set(gates) & (set(data_cfg.top_features) | set(data_cfg.interaction_features)):
+        raise ConfigError(f"data.gated_features={gates} and data.gated_carrier_feature={carrier}: the terms need 2 or more "
+                          f"gates and a carrier, none of them a top or interaction feature or each other")
+    if not 0 < data_cfg.gated_open < 1:
+        raise ConfigError(f"data.gated_open={data_cfg.gated_open} must lie strictly between 0 and 1 "
+                          f"(the share of a gate's ids that are open)")
+    if data_cfg.exact_shares:
+        bad = [f for f in [*gates, carrier] if f not in data_cfg.uniform_features]
+        uneven = [f for f in gates if abs(data_cfg.cardinalities[f] * data_cfg.gated_open - round(data_cfg.cardinalities[f] * data_cfg.gated_open)) > 1e-9]
+        if bad or uneven:
+            raise ConfigError(
+                f"data.exact_shares opens exactly data.gated_open={data_cfg.gated_open} of each gate's ids under a "
+                f"uniform id law: features {bad} are not in data.uniform_features, and features {uneven} have "
+                f"cardinalities it does not divide; fix those, or set data.exact_shares=false")
 
 
 def world_from_config(data_cfg, seed: int) -> SeededStream:
