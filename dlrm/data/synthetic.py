@@ -33,7 +33,7 @@ from scipy.special import ndtri
 
 from dlrm.data import hashing
 from dlrm.data.source import Arrays, data_id
-from dlrm.data.teacher import StudentSize, Teacher
+from dlrm.data.teacher import StudentSize, Teacher, opens_exactly
 
 _STREAM_SPARSE = 1_000  # + feature word
 _STREAM_LABEL = 3_000
@@ -331,8 +331,8 @@ def _validate_gated(data_cfg, num_sparse: int) -> None:
     if carrier is None or not 0 <= carrier < num_sparse:
         raise ConfigError(f"data.gated_carrier_feature={carrier!r}: the gated terms kink in one feature's per-id "
                           f"scalar; name a feature in 0..{num_sparse - 1}")
-    others = set(gates) | set(data_cfg.top_features) | set(data_cfg.interaction_features)
-    if carrier in others or len(gates) < 2 or set(gates) & (set(data_cfg.top_features) | set(data_cfg.interaction_features)):
+    taken = set(data_cfg.top_features) | set(data_cfg.interaction_features)
+    if len(gates) < 2 or carrier in gates or ({carrier, *gates} & taken):
         raise ConfigError(f"data.gated_features={gates} and data.gated_carrier_feature={carrier}: the terms need 2 or more "
                           f"gates and a carrier, none of them a top or interaction feature or each other")
     if not 0 < data_cfg.gated_open < 1:
@@ -340,7 +340,7 @@ def _validate_gated(data_cfg, num_sparse: int) -> None:
                           f"(the share of a gate's ids that are open)")
     if data_cfg.exact_shares:
         bad = [f for f in [*gates, carrier] if f not in data_cfg.uniform_features]
-        uneven = [f for f in gates if abs(data_cfg.cardinalities[f] * data_cfg.gated_open - round(data_cfg.cardinalities[f] * data_cfg.gated_open)) > 1e-9]
+        uneven = [f for f in gates if not opens_exactly(data_cfg.cardinalities[f], data_cfg.gated_open)]
         if bad or uneven:
             raise ConfigError(
                 f"data.exact_shares opens exactly data.gated_open={data_cfg.gated_open} of each gate's ids under a "

@@ -100,6 +100,11 @@ class StudentSize:
         return self.latent_coordinates, self.dense_terms, self.gated_terms
 
 
+def opens_exactly(cardinality: int, share: float) -> bool:
+    """Whether a share of a feature's ids is a whole number of them (exact_shares gates)."""
+    return abs(cardinality * share - round(cardinality * share)) <= 1e-9
+
+
 def spectrum(n: int, exponent: float, remainder_in_last: bool = True) -> np.ndarray:
     """Shares w_1..w_n (summing to 1) with w_k ~ k^-(1+exponent), the last holding the
     remainder of the infinite series (else the series truncated at n and renormalised);
@@ -121,6 +126,7 @@ class Teacher:
 
     def __init__(self, spec):
         self.spec = spec
+        self._memo: dict[tuple, Optional[np.ndarray]] = {}
         self.interaction_features = list(spec.interaction_features)
         self.top_features = list(spec.top_features)
         cards = [int(c) for c in spec.cardinalities]
@@ -157,7 +163,6 @@ class Teacher:
     def _init_gated(self, spec, cards) -> None:
         """The gated terms: a pair of gates, a kink's sign and offset each; the weights make the
         three-way part of term k, c_k^2 (pi (1 - pi))^2 Var relu(.), its share of gated_scale^2."""
-        self._memo: dict[tuple, Optional[np.ndarray]] = {}
         g = list(spec.gated_features) if spec.gated_scale > 0 else []
         self.gated_features, self.gated_carrier = g, spec.gated_carrier_feature if g else None
         pairs = [(g[i], g[j]) for i in range(len(g)) for j in range(i + 1, len(g))]
@@ -205,7 +210,7 @@ class Teacher:
         quantiles (j + 1/2) / C -- each id's rank among the hashes picks its value -- so that the
         terms' moments are the planted ones under the uniform id law."""
         c, open_share = int(self.spec.cardinalities[feature]), self.spec.gated_open
-        if feature not in self.spec.uniform_features or (kind == "gate" and abs(c * open_share - round(c * open_share)) > 1e-9):
+        if feature not in self.spec.uniform_features or (kind == "gate" and not opens_exactly(c, open_share)):
             raise ValueError(f"feature {feature}: exact_shares needs a gated feature's ids uniform (data.uniform_features)"
                              f" and, for a gate, a cardinality ({c}) that opens exactly {open_share} of them")
         rank = np.empty(c, dtype=np.int64)
