@@ -29,23 +29,40 @@ def axis_word(r: SeriesResult) -> str:
     return f"{word} ({AXIS_WORDS[scheme].lower()} scheme)" if scheme else word
 
 
-def models(a: Analysis) -> list[str]:
-    return sorted({r.series.model for r in a.fitted} | {str(j.group.get("model")) for j in a.joint})
+Study = tuple[str, Optional[str]]  # (model, data_id): one set of conclusions
 
 
-def by_model_axis(a: Analysis) -> dict[tuple[str, str], list[SeriesResult]]:
-    out = defaultdict(list)
-    for r in a.series:
-        out[(r.series.model, r.series.axis.name)].append(r)
-    return out
+def studies(a: Analysis) -> list[Study]:
+    """Every (model, data world) with a fit: each gets its own conclusions, since a law, a
+    ranking or a floor of one world says nothing about another (the demo has two)."""
+    keys = {(r.series.model, r.series.group.get("data_id")) for r in a.fitted}
+    keys |= {(str(j.group.get("model")), j.group.get("data_id")) for j in a.joint}
+    return sorted(keys, key=lambda k: (k[0], str(k[1])))
 
 
-def heads_of(a: Analysis, model: str) -> list[SeriesResult]:
+def of_study(group: dict, study: Study) -> bool:
+    return (str(group.get("model")), group.get("data_id")) == study
+
+
+def study_title(a: Analysis, study: Study, with_id: bool = True) -> str:
+    """The model's name; with more than one data world, the world's name (and id) too."""
+    model, data_id = study
+    if len({d for _, d in studies(a)}) < 2:
+        return model
+    names = {r.get("data") for r in a.table.finals if r.get("data_id") == data_id and r.get("data")}
+    name = " / ".join(sorted(map(str, names))) or "data"
+    return f"{model} on {name} ({data_id})" if with_id else f"{model} on {name}"
+
+
+def heads_of(a: Analysis, study: Study) -> list[SeriesResult]:
     """The headline series of each axis (and, for parameter counts, of each scheme)."""
-    by = by_model_axis(a)
+    by = defaultdict(list)
+    for r in a.series:
+        if of_study(r.series.group, study):
+            by[r.series.axis.name].append(r)
     heads = []
     for ax in AXES:
-        rs = by.get((model, ax), [])
+        rs = by.get(ax, [])
         if AXES[ax].is_param_count:
             for scheme in SCHEMES:
                 h = headline([r for r in rs if r.series.group.get("scheme") == scheme])
@@ -191,8 +208,8 @@ def _seed_spread_line(heads: list[SeriesResult]) -> Optional[str]:
             f"(range {g(at['ne_range'], 2)}, mean {g(at['ne_mean'])}).")
 
 
-def _rolling_line(a: Analysis, model: str) -> Optional[str]:
-    checks = [r for r in a.determined if r.series.model == model and r.extrapolation]
+def _rolling_line(a: Analysis, study: Study) -> Optional[str]:
+    checks = [r for r in a.determined if of_study(r.series.group, study) and r.extrapolation]
     if not checks:
         return None
     flagged = [r for r in checks if r.extrapolation["flagged"]]
@@ -216,15 +233,15 @@ def _rolling_line(a: Analysis, model: str) -> Optional[str]:
     return text
 
 
-def _joint_lines(a: Analysis, model: str) -> list[str]:
+def _joint_lines(a: Analysis, study: Study) -> list[str]:
     lines = []
-    skipped = [j for j in a.joint if str(j.group.get("model")) == model and j.fit is None]
+    skipped = [j for j in a.joint if of_study(j.group, study) and j.fit is None]
     if skipped:
         schemes = sorted({AXIS_WORDS.get(j.group.get("scheme"), "?").lower() for j in skipped})
         lines.append(f"- **Joint law: not fitted** for {len(skipped)} group(s) ({', '.join(schemes)} schemes) — "
                      f"e.g. {skipped[0].skipped}.")
     for j in a.joint:
-        if str(j.group.get("model")) != model or j.fit is None:
+        if not of_study(j.group, study) or j.fit is None:
             continue
         name = AXIS_WORDS.get(j.group.get("scheme"), "?").lower()
         if not j.determined:
@@ -266,9 +283,9 @@ def _lr_line(a: Analysis) -> Optional[str]:
 
 def conclusions(a: Analysis) -> list[str]:
     lines = []
-    for model in models(a):
-        lines.append(f"### {model}\n")
-        heads = heads_of(a, model)
+    for study in studies(a):
+        lines.append(f"### {study_title(a, study)}\n")
+        heads = heads_of(a, study)
         if not heads:
             lines.append("No series of this model could be fitted.\n")
         # A parameter count restates its scheme's axis: said only when it is a law.
@@ -283,10 +300,10 @@ def conclusions(a: Analysis) -> list[str]:
             if sentence:
                 lines.append("- " + sentence)
         lines += _data_cannot_fix(heads)
-        for line in (_seed_spread_line(heads), _rolling_line(a, model)):
+        for line in (_seed_spread_line(heads), _rolling_line(a, study)):
             if line:
                 lines.append(line)
-        lines += _joint_lines(a, model)
+        lines += _joint_lines(a, study)
         lines.append("")
     lr = _lr_line(a)
     if lr:

@@ -9,7 +9,7 @@ from collections import defaultdict
 
 from rundir import Status
 
-from analysis.conclusions import axis_word, conclusions, heads_of, models
+from analysis.conclusions import axis_word, conclusions, heads_of, studies, study_title
 from analysis.determined import BETA_DETERMINED, MIN_DISTINCT_X_DETERMINED, R2_DETERMINED, observed_sentence
 from analysis.fmt import ci, g, nbytes, seconds, table, vci
 from analysis.results import Analysis
@@ -17,7 +17,7 @@ from analysis.series import AXES
 
 
 def _side_by_side(a: Analysis) -> list[str]:
-    ms = models(a)
+    ms = studies(a)
     if len(ms) < 2:
         return []
     heads = {m: {axis_word(h): h for h in heads_of(a, m)} for m in ms}
@@ -36,8 +36,9 @@ def _side_by_side(a: Analysis) -> list[str]:
                 row += [f"{g(h.fit.beta, 3)} {ci(c['beta'], 3)}", f"{g(h.fit.gamma)} {ci(c['gamma'])}",
                         f"{vci(h.efficiency['gain_next_10x'], 3)} ({h.efficiency['verdict']})"]
         rows.append(row)
-    header = ["axis"] + [f"{m} {c}" for m in ms for c in ("β", "γ", "next 10× gain")]
-    return ["### Architectures side by side (largest-scale series of each axis)\n", table(header, rows), ""]
+    header = ["axis"] + [f"{study_title(a, m, with_id=False)} {c}" for m in ms for c in ("β", "γ", "next 10× gain")]
+    return ["### Side by side: each model on each data world (largest-scale series of each axis)\n",
+            table(header, rows), ""]
 
 
 def _fits_tables(a: Analysis) -> list[str]:

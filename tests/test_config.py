@@ -39,7 +39,7 @@ BAD = [
     (["trainer.embedding_optimizer=adam"], "needs a GPU: FBGEMM's CPU embedding kernels implement"),
     (["data.num_train_samples=256", "trainer.batch_size=512"], "smaller than one global batch"),
     (["data.num_train_samples=4096", "data.eval_offset=1024"], "overlaps the eval set"),
-    (["data=synthetic_top", "data.gated_carrier_feature=14"], "none of them a top or interaction feature"),
+    (["data=synthetic_top", "data.gated_carrier_feature=3"], "none of them a top or interaction feature"),
     (["data=synthetic_top", "data.gated_carrier_feature=null"], "kink in one feature's per-id scalar"),
     (["data=synthetic_top", "data.gated_open=1.0"], "must lie strictly between 0 and 1"),
     (["data=synthetic_top", "data.gated_open=0.25"], "cardinalities it does not divide"),

@@ -257,18 +257,24 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
     assert len(dirs) == len(jobs) and len(set(dirs)) == len(dirs)  # every job its own run dir
     assert all(d.parent == tmp_path / "demo" for d in dirs)
     assert dirs == expected_run_dirs(_compose_sweep(["sweep=demo", f"out_root={tmp_path}"]))  # stable
-    runs = [{k: int(v) for k, v in _values(d).items()} for d in dirs]  # names carry exactly the values
-    assert all(set(r) == {"n", "d", "bottom", "top", "seed"} for r in runs)
+    # Names carry exactly the values; the top width's runs name their world (data=synthetic_top).
+    runs = [{k: (v if k == "data" else int(v)) for k, v in _values(d).items()} for d in dirs]
+    assert all(set(r) - {"data"} == {"n", "d", "bottom", "top", "seed"} for r in runs)
+    assert {r.get("data", "synthetic") for r in runs} == {"synthetic", "synthetic_top"}
 
-    # The data axis from one run: the largest data size at the base model, >= 3 seeds.
+    # The data axis from one run, in each world: the largest data size at the base model, >= 3 seeds.
     largest = max(r["n"] for r in runs)
     assert largest == 2 ** 20
     base = (16, 64, 64)
-    assert len({r["seed"] for r in runs if r["n"] == largest and (r["d"], r["bottom"], r["top"]) == base}) >= 3
-    # Each scheme over >= 5 values sharing the base point, >= 2 seeds each, at one data size.
+    for world in ("synthetic", "synthetic_top"):
+        assert len({r["seed"] for r in runs if r["n"] == largest and r.get("data", "synthetic") == world
+                    and (r["d"], r["bottom"], r["top"]) == base}) >= 3, world
+    # Each scheme over >= 5 values sharing the base point, >= 2 seeds each, at one data size:
+    # the embedding dim and the bottom width on the default world, the top width on its own.
     n = 2 ** 20
-    at_n = [r for r in runs if r["n"] == n]
-    for key, others in (("d", ("bottom", "top")), ("bottom", ("d", "top")), ("top", ("d", "bottom"))):
+    for key, others, world in (("d", ("bottom", "top"), "synthetic"), ("bottom", ("d", "top"), "synthetic"),
+                               ("top", ("d", "bottom"), "synthetic_top")):
+        at_n = [r for r in runs if r["n"] == n and r.get("data", "synthetic") == world]
         axis = [r for r in at_n if all(r[o] == dict(zip(("d", "bottom", "top"), base))[o] for o in others)]
         values = {r[key] for r in axis}
         assert len(values) >= 5, (key, values)
@@ -276,8 +282,8 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
-    """sweep=demo with the data size and seed pinned on the command line: the 38 jobs collapse to
-    the 13 model sizes, tiny (and two at a time, the demo's joblib launcher)."""
+    """sweep=demo with the data size and seed pinned on the command line: the 47 jobs collapse to
+    the 14 model sizes of the two worlds, tiny (and two at a time, the demo's joblib launcher)."""
     from runner.report import expected_run_dirs
 
     args = ["sweep=demo", "data.num_train_samples=1024", "seed=0", "trainer.eval_log_spaced_from=null",
@@ -285,7 +291,7 @@ def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
     proc = cli(args, cwd=tmp_path, timeout=600)  # no -m: the sweep file sets hydra.mode=MULTIRUN
     assert proc.returncode == 0, _out(proc)
     expected = expected_run_dirs(_compose_sweep(args))
-    assert len(expected) == 13 and len(set(expected)) == 13
+    assert len(expected) == 14 and len(set(expected)) == 14
     root = tmp_path / "runs" / "demo"
     assert _run_dirs(root) == {d.name for d in expected}
     for d in expected:
@@ -294,10 +300,11 @@ def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
         assert s["status"] == "completed" and s["num_train_samples"] == 1024
         assert (s["embedding_dim"], s["dense_arch_width"], s["over_arch_width"]) == (
             int(v["d"]), int(v["bottom"]), int(v["top"]))
-    launched = re.findall(r"run \[(\d+)/13\] (\S+)", proc.stdout)
-    # [k/13] is the sweeper's order (two jobs run at a time, so their log lines may interleave).
+    launched = re.findall(r"run \[(\d+)/14\] (\S+)", proc.stdout)
+    # [k/14] is the sweeper's order (two jobs run at a time, so their log lines may interleave).
     assert sorted((int(k), name) for k, name in launched) == [(k + 1, d.name) for k, d in enumerate(expected)]
-    assert f"sweep {root}: 13 completed" in proc.stdout
+    assert f"sweep {root}: 14 completed" in proc.stdout
+    assert {_summary(d)["data"] for d in expected} == {"synthetic", "synthetic_top"}
 
 
 # --- launchers ---------------------------------------------------------------------------------

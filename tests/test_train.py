@@ -125,7 +125,7 @@ def test_a_width_8_top_mlp_learns_the_top_terms_as_well_as_a_width_64_one(tmp_pa
 def test_on_the_top_world_a_wider_top_learns_more_and_stays_above_its_oracle(tmp_path):
     """data=synthetic_top (the gated terms, teacher.py): a top of width 64 ends below one of
     width 8, and each above the oracle of its width -- the count of one ReLU a term held as a
-    floor at every width swept at 2^20 (README, "The planted world")."""
+    floor at every width swept at 2^20 (at 2^21 width 8 goes below it: teacher.py)."""
     base = ["data=synthetic_top", "model.dense_arch_output=linear", "trainer.dense_lr=0.02", "trainer.embedding_lr=0.2",
             "data.num_train_samples=262144"]
     ne = {w: run_job(base + [f"model.over_arch_width={w}"], tmp_path / str(w))["summary"] for w in (8, 64)}

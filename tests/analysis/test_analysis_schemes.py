@@ -214,3 +214,33 @@ def test_a_flat_oracle_curve_is_drawn_as_that_axis_answer():
     assert "the same" not in oracle_line(falling, "eval_ne")[2]
     assert oracle_line(flat, "eval_logloss") is None  # the oracle is an NE
     assert oracle_line(SimpleNamespace(oracle=None), "eval_ne") is None
+
+
+def test_each_data_world_gets_conclusions_of_its_own(tmp_path):
+    """The demo sweeps two worlds (the default and data=synthetic_top): a data law, a
+    ranking or a floor of one world must never be stated for, or weighed against, the other."""
+    steep = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003, data_id="world-steep", B=8.0)
+    top = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003, data_id="world-top", bayes_ne=0.4,
+                      B=1.0, A_top=0.4)
+    grid = write_v2_sweep  # one sweep dir holding both worlds, as the demo's
+    grid(tmp_path / "sweep" / "a", steep, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
+         grid={"embedding_dim": [Config(emb=e) for e in (4, 8, 16, 32, 64)]})
+    grid(tmp_path / "sweep" / "b", top, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
+         grid={"over_arch_width": [Config(w_top=w) for w in (8, 16, 32, 64, 128)]})
+    out = tmp_path / "out"
+    assert main([str(tmp_path / "sweep"), "--out", str(out), "--bootstrap", "200"]) == 0
+    report = (out / "report.md").read_text()
+    sections = {}
+    for block in report.split("\n### ")[1:]:
+        title, _, body = block.partition("\n")
+        sections[title.strip()] = body
+    assert {"dlrm on synthetic (world-steep)", "dlrm on synthetic (world-top)"} <= set(sections), list(sections)
+    for mine, other in (("world-steep", "world-top"), ("world-top", "world-steep")):
+        body = sections[f"dlrm on synthetic ({mine})"].split("\n### ")[0]
+        data_line = next(ln for ln in body.splitlines() if ln.startswith("- **Data"))
+        assert f"data={mine}" in data_line and other not in body
+    assert "Top MLP width" in sections["dlrm on synthetic (world-top)"]
+    assert "Embedding dimension" not in sections["dlrm on synthetic (world-top)"].split("\n### ")[0]
+    # The floor of each world is its own.
+    assert "Bayes floor 0.4" in sections["dlrm on synthetic (world-top)"]
+    assert "Bayes floor 0.7" in sections["dlrm on synthetic (world-steep)"]
