@@ -282,7 +282,7 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):
-    """sweep=demo with the data size and seed pinned on the command line: the 47 jobs collapse to
+    """sweep=demo with the data size and seed pinned on the command line: the 56 jobs collapse to
     the 14 model sizes of the two worlds, tiny (and two at a time, the demo's joblib launcher)."""
     from runner.report import expected_run_dirs
 
