@@ -258,23 +258,25 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
     assert all(d.parent == tmp_path / "demo" for d in dirs)
     assert dirs == expected_run_dirs(_compose_sweep(["sweep=demo", f"out_root={tmp_path}"]))  # stable
     # Names carry exactly the values; the top width's runs name their world (data=synthetic_top).
-    runs = [{k: (v if k == "data" else int(v)) for k, v in _values(d).items()} for d in dirs]
-    assert all(set(r) - {"data"} == {"n", "d", "bottom", "top", "seed"} for r in runs)
-    assert {r.get("data", "synthetic") for r in runs} == {"synthetic", "synthetic_top"}
+    named = [_values(d) for d in dirs]
+    assert all(set(v) - {"data"} == {"n", "d", "bottom", "top", "seed"} for v in named)
+    runs = [{"data": "synthetic", **{k: (v if k == "data" else int(v)) for k, v in values.items()}}
+            for values in named]
+    assert {r["data"] for r in runs} == {"synthetic", "synthetic_top"}
 
     # The data axis from one run, in each world: the largest data size at the base model, >= 3 seeds.
     largest = max(r["n"] for r in runs)
     assert largest == 2 ** 20
     base = (16, 64, 64)
     for world in ("synthetic", "synthetic_top"):
-        assert len({r["seed"] for r in runs if r["n"] == largest and r.get("data", "synthetic") == world
+        assert len({r["seed"] for r in runs if r["n"] == largest and r["data"] == world
                     and (r["d"], r["bottom"], r["top"]) == base}) >= 3, world
     # Each scheme over >= 5 values sharing the base point, >= 2 seeds each, at one data size:
     # the embedding dim and the bottom width on the default world, the top width on its own.
     n = 2 ** 20
     for key, others, world in (("d", ("bottom", "top"), "synthetic"), ("bottom", ("d", "top"), "synthetic"),
                                ("top", ("d", "bottom"), "synthetic_top")):
-        at_n = [r for r in runs if r["n"] == n and r.get("data", "synthetic") == world]
+        at_n = [r for r in runs if r["n"] == n and r["data"] == world]
         axis = [r for r in at_n if all(r[o] == dict(zip(("d", "bottom", "top"), base))[o] for o in others)]
         values = {r[key] for r in axis}
         assert len(values) >= 5, (key, values)

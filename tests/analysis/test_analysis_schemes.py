@@ -3,6 +3,7 @@ their own, parameter counts only within one scheme, data identity, interrupted r
 the data axis from intermediate evals, the oracle curve, and recovery of the exponents
 planted per axis."""
 import csv
+import dataclasses
 import json
 
 import pytest
@@ -219,14 +220,13 @@ def test_a_flat_oracle_curve_is_drawn_as_that_axis_answer():
 def test_each_data_world_gets_conclusions_of_its_own(tmp_path):
     """The demo sweeps two worlds (the default and data=synthetic_top): a data law, a
     ranking or a floor of one world must never be stated for, or weighed against, the other."""
-    steep = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003, data_id="world-steep", B=8.0)
-    top = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003, data_id="world-top", bayes_ne=0.4,
-                      B=1.0, A_top=0.4)
-    grid = write_v2_sweep  # one sweep dir holding both worlds, as the demo's
-    grid(tmp_path / "sweep" / "a", steep, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
-         grid={"embedding_dim": [Config(emb=e) for e in (4, 8, 16, 32, 64)]})
-    grid(tmp_path / "sweep" / "b", top, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
-         grid={"over_arch_width": [Config(w_top=w) for w in (8, 16, 32, 64, 128)]})
+    steep = dataclasses.replace(QUIET, data_id="world-steep", B=8.0)
+    top = dataclasses.replace(QUIET, data_id="world-top", bayes_ne=0.4, B=1.0, A_top=0.4)
+    # One sweep dir holding both worlds, as the demo's.
+    write_v2_sweep(tmp_path / "sweep" / "a", steep, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
+                   grid={"embedding_dim": [Config(emb=e) for e in (4, 8, 16, 32, 64)]})
+    write_v2_sweep(tmp_path / "sweep" / "b", top, data_seeds=(0, 1, 2), scheme_seeds=(0, 1, 2),
+                   grid={"over_arch_width": [Config(w_top=w) for w in (8, 16, 32, 64, 128)]})
     out = tmp_path / "out"
     assert main([str(tmp_path / "sweep"), "--out", str(out), "--bootstrap", "200"]) == 0
     report = (out / "report.md").read_text()
