@@ -176,10 +176,19 @@ def test_killing_the_launcher_takes_its_ranks_down(tmp_path):
         assert time.monotonic() < deadline, "ranks outlived their launcher"
         time.sleep(0.2)
     assert _summary(run_dir)["status"] == "interrupted"
-    from runner.lock import RunLock
+    from runner.lock import RunLock, RunLocked
 
-    with RunLock(run_dir):  # free once the ranks are gone
-        pass
+    # Free once the ranks are gone.  An exiting process drops its memory (and so the cmdline
+    # that _processes_mentioning reads) before its files, so the lock may outlive the last
+    # cmdline by a moment: wait for it, but not for long.
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            with RunLock(run_dir):
+                break
+        except RunLocked:
+            assert time.monotonic() < deadline, "the run's lock outlived its ranks by 30 s"
+            time.sleep(0.2)
 
 
 def test_the_sparse_dist_pipeline_gives_the_plain_loops_result(tmp_path):
