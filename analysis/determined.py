@@ -7,8 +7,11 @@ is *determined* only when every one of these holds (docs/ANALYSIS.md, "Determine
 * no parameter on a bound (alpha = 0, beta at 0.001 or 4, gamma at 0 or at its upper bound, the smallest of the sizes' largest NE: fit.py);
 * beta's 95% interval inside BETA_DETERMINED = (0.02, 3.5): an exponent that may be
   0.02 is "no trend" and one that may be 3.5 is "a step", neither a scaling law;
-* gamma's interval does not span its whole range [0, that bound] (then the floor, and
-  with it the trend, is unknown);
+* gamma's interval does not span its whole range [its lower bound, that upper bound] (then
+  the floor, and with it the trend, is unknown); its lower bound is the known floor of the
+  metric where there is one (the planted world's Bayes floor), else 0;
+* gamma's interval does not lie wholly below a known floor (possible only when the floor
+  bound is turned off: a law that levels off below what any predictor reaches is wrong);
 * alpha's interval does not reach 0 (a law with no trend fits as well);
 * R^2 >= R2_DETERMINED: the law explains most of the NE variance across the runs;
 * intervals exist (a bootstrap was run).
@@ -31,8 +34,9 @@ R2_DETERMINED = 0.8
 NOISE_MULTIPLE = 2.0
 
 
-def determinedness(fit, seed_std: Optional[float] = None) -> tuple[bool, list[str]]:
-    """(determined, reasons it is not) for a PowerLawFit."""
+def determinedness(fit, known_floor: Optional[float] = None) -> tuple[bool, list[str]]:
+    """(determined, reasons it is not) for a PowerLawFit; `known_floor`: the metric's
+    known floor (e.g. the Bayes floor), whether or not the fit was bounded by it."""
     reasons = []
     if fit.n_distinct_x < MIN_DISTINCT_X_DETERMINED:
         reasons.append(f"{fit.n_distinct_x} distinct x values (need {MIN_DISTINCT_X_DETERMINED})")
@@ -49,9 +53,13 @@ def determinedness(fit, seed_std: Optional[float] = None) -> tuple[bool, list[st
             reasons.append(f"β's 95% interval [{lo:.3g}, {hi:.3g}] is not inside "
                            f"({BETA_DETERMINED[0]}, {BETA_DETERMINED[1]})")
         g_lo, g_hi = ci["gamma"]
-        if g_lo <= 1e-3 * fit.y_min and g_hi >= fit.y_min * (1 - 1e-3):
+        lb = fit.gamma_floor
+        if g_lo <= lb + 1e-3 * (fit.y_min - lb) and g_hi >= fit.y_min - 1e-3 * (fit.y_min - lb):
             reasons.append(f"γ's 95% interval [{g_lo:.4g}, {g_hi:.4g}] spans its whole range "
-                           f"[0, {fit.y_min:.4g}]")
+                           f"[{lb:.4g}, {fit.y_min:.4g}]")
+        if known_floor is not None and g_hi < known_floor:
+            reasons.append(f"γ's 95% interval [{g_lo:.4g}, {g_hi:.4g}] lies wholly below the known floor "
+                           f"{known_floor:.4g}")
         if ci["alpha"][0] <= 0:
             reasons.append("α's 95% interval reaches 0 (no trend cannot be excluded)")
     return not reasons, reasons

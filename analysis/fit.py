@@ -3,10 +3,12 @@
 Fitted in log space (NE noise is roughly proportional to NE, and the paper's plots are
 log-log) with a Huber loss (one bad run should not bend the law), by variable
 projection over beta (analysis.varpro), then polished with scipy's least_squares.
-Bounds: beta in BETA_BOUNDS, alpha >= 0, 0 <= gamma <= the smallest, over the sizes x, of
-each size's largest NE (a floor above every run of a size is contradicted by them; one
+Bounds: beta in BETA_BOUNDS, alpha >= 0, floor <= gamma <= the smallest, over the sizes x,
+of each size's largest NE (a floor above every run of a size is contradicted by them; one
 lucky seed below the others is noise, and bounding gamma by it put saturating axes' gamma
-on that bound: analysis.varpro.floor_bound).
+on that bound: analysis.varpro.floor_bound).  `floor` is a known lower bound of the metric
+(the planted world's Bayes floor on the eval set), else 0: no law levels off below what
+any predictor can reach.
 
 Internally x is divided by x_ref (the geometric mean of the series' x) so that
 alpha_ref = alpha * x_ref^-beta is O(NE) whatever the unit of x (samples, params,
@@ -60,6 +62,7 @@ class PowerLawFit:
     x_max: float
     y_min: float  # gamma's upper bound (varpro.floor_bound): the smallest NE with one run a size
     at_bound: list[str] = field(default_factory=list)
+    gamma_floor: float = 0.0  # gamma's lower bound: a known floor of the metric, else 0
     # Bootstrap estimates, one row per resample: alpha_ref, beta, gamma.
     boot: Optional[np.ndarray] = None
     boot_rejected: int = 0  # resamples redrawn for having < 4 distinct x values
@@ -94,7 +97,7 @@ class PowerLawFit:
     def ci95(self) -> Optional[dict[str, list[float]]]:
         if self.boot is None:
             return None
-        bounds = {"alpha": (0.0, np.inf), "beta": self.beta_bounds, "gamma": (0.0, self.y_min)}
+        bounds = {"alpha": (0.0, np.inf), "beta": self.beta_bounds, "gamma": (self.gamma_floor, self.y_min)}
         return {k: self.interval(v, self.params()[k], *bounds[k], log=k != "gamma")
                 for k, v in self.boot_params().items()}
 
@@ -114,9 +117,10 @@ def validate_xy(x, y, what: str = "series") -> tuple[np.ndarray, np.ndarray]:
 
 def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
                   n_bootstrap: Optional[int] = None, what: str = "series",
-                  blocks: Optional[np.ndarray] = None) -> PowerLawFit:
+                  blocks: Optional[np.ndarray] = None, floor: Optional[float] = None) -> PowerLawFit:
     """Fit NE = alpha x^-beta + gamma to points (x, y).  The bootstrap resamples whole
-    blocks (`blocks`: the seed of each point) when there are two or more, else points."""
+    blocks (`blocks`: the seed of each point) when there are two or more, else points.
+    `floor`: a known lower bound of gamma (None: 0)."""
     x, y = validate_xy(x, y, what)
     n_distinct = len(np.unique(x))
     if n_distinct < settings.min_distinct_x:
@@ -125,8 +129,9 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
     B = settings.n_bootstrap if n_bootstrap is None else n_bootstrap
     x_ref = float(np.exp(np.mean(np.log(x))))
     logz = np.log(x / x_ref)
+    lb = usable_floor(floor, y)
     kw = dict(delta=settings.huber_delta, exponent_bounds=settings.beta_bounds,
-              grid_size=settings.grid_size)
+              grid_size=settings.grid_size, lb=lb)
 
     # Point estimate: variable projection from every grid start, then a scipy polish from
     # the varpro optimum and the best grid cell (the many starting points).
@@ -136,9 +141,9 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
     start_exps = np.concatenate([vp.exponents, vp.starts[0, :1]])  # (2, 1)
     y_floor = float(floor_bound(logz, y, np.ones(len(x)))[0])
     coef, _ = inner_fit(basis(logz[:, None], start_exps), y, np.log(y), np.ones(len(x)),
-                        np.full(len(start_exps), y_floor), settings.huber_delta, 3)
+                        np.full(len(start_exps), y_floor), settings.huber_delta, 3, lb=lb)
     c, e, polished_loss = polish(logz, y, settings.huber_delta, settings.beta_bounds,
-                                 list(zip(coef, start_exps)))
+                                 list(zip(coef, start_exps)), lb=lb)
     if c is not None and polished_loss <= loss:
         alpha_ref, beta, gamma, loss = float(c[1]), float(e[0]), float(c[0]), polished_loss
 
@@ -150,18 +155,27 @@ def fit_power_law(x, y, settings: FitSettings = FitSettings(), *, seed=0,
         alpha_ref=alpha_ref, loss=loss, r2=r2,
         rmse_log=float(np.sqrt(np.mean((np.log(pred) - np.log(y)) ** 2))),
         n_points=len(x), n_distinct_x=n_distinct, x_min=float(x.min()), x_max=float(x.max()),
-        y_min=y_floor, at_bound=_at_bound(alpha_ref, beta, gamma, y_floor, settings.beta_bounds),
+        y_min=y_floor, at_bound=_at_bound(alpha_ref, beta, gamma, y_floor, settings.beta_bounds, lb),
+        gamma_floor=lb,
         resampling=resampling_for(blocks, len(x), x), beta_bounds=settings.beta_bounds,
     )
     if B > 0:
         rng = np.random.default_rng(seed)
-        w, fit.boot_rejected = bootstrap_weights(x, B, rng, blocks=fit.resampling.blocks)
+        w, fit.boot_rejected, fit.resampling.probabilities = bootstrap_weights(x, B, rng, blocks=fit.resampling.blocks)
         bb = fit_batch(logz, y, w, **kw)
         fit.boot = np.stack([bb.coef[:, 1], bb.exponents[:, 0], bb.coef[:, 0]], axis=1)
     return fit
 
 
-def _at_bound(alpha_ref, beta, gamma, y_min, beta_bounds) -> list[str]:
+def usable_floor(floor: Optional[float], y: np.ndarray) -> float:
+    """gamma's lower bound: the known floor, unless every point lies below it (then the
+    floor is not this metric's, e.g. of another eval set, and bounds nothing: 0)."""
+    if floor is None or not np.isfinite(floor) or floor <= 0 or floor >= float(np.max(y)):
+        return 0.0
+    return float(floor)
+
+
+def _at_bound(alpha_ref, beta, gamma, y_min, beta_bounds, floor: float = 0.0) -> list[str]:
     """Which parameters sit on a bound: the data do not pin them down there."""
     out = []
     if alpha_ref <= 0:
@@ -171,20 +185,23 @@ def _at_bound(alpha_ref, beta, gamma, y_min, beta_bounds) -> list[str]:
     if beta >= beta_bounds[1] * (1 - 1e-6):
         out.append(f"beta at upper bound {beta_bounds[1]}")
     # Within 1e-6 of a bound is on it: the optimiser approaches bounds from inside.
-    if gamma <= 1e-6 * y_min:
+    if floor > 0 and gamma <= floor + 1e-6 * y_min:
+        out.append(f"gamma at the known floor {floor:.4g} (the data would put it lower)")
+    elif gamma <= 1e-6 * y_min:
         out.append("gamma at lower bound 0 (no floor visible)")
     if gamma >= y_min * (1 - 1e-6):
         out.append("gamma at upper bound (a size's largest NE)")
     return out
 
 
-def fit_weightings(x, y, weights: np.ndarray, settings: FitSettings = FitSettings()) -> dict[str, np.ndarray]:
+def fit_weightings(x, y, weights: np.ndarray, settings: FitSettings = FitSettings(),
+                   floor: Optional[float] = None) -> dict[str, np.ndarray]:
     """Variable-projection fits of the same points under several weightings at once
     (rows of `weights`, e.g. one row per seed selecting its runs): alpha, beta, gamma
     arrays with one entry per row.  No scipy polish: exponents to 0.1%."""
     x, y = validate_xy(x, y)
     x_ref = float(np.exp(np.mean(np.log(x))))
     bb = fit_batch(np.log(x / x_ref), y, weights, delta=settings.huber_delta,
-                   exponent_bounds=settings.beta_bounds, grid_size=settings.grid_size)
+                   exponent_bounds=settings.beta_bounds, grid_size=settings.grid_size, lb=usable_floor(floor, y))
     beta = bb.exponents[:, 0]
     return {"alpha": bb.coef[:, 1] * x_ref ** beta, "beta": beta, "gamma": bb.coef[:, 0]}

@@ -31,7 +31,7 @@ import numpy as np
 from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
 from analysis.determined import BETA_DETERMINED
 from analysis.errors import FitError
-from analysis.fit import FitSettings, validate_xy
+from analysis.fit import FitSettings, usable_floor, validate_xy
 from analysis.varpro import basis, fit_batch, floor_bound, inner_fit, polish
 
 # The joint grid is (grid per exponent)^2 cells; 12 (a factor 2.1 between neighbours)
@@ -90,6 +90,7 @@ class JointFit:
     resampling: Resampling = field(default_factory=Resampling)
     y_min: float = float("nan")
     beta_bounds: tuple[float, float] = (1e-3, 4.0)
+    E_floor: float = 0.0  # E's lower bound: a known floor of the metric, else 0
 
     def predict(self, P, D) -> np.ndarray:
         p = np.asarray(P, float) / self.P_ref
@@ -103,14 +104,14 @@ class JointFit:
         E, Ar, a, Br, b = self.boot.T
         return {"E": E, "A": Ar * self.P_ref ** a, "a": a, "B": Br * self.D_ref ** b, "b": b}
 
-    def interval(self, draws, value, lo=-np.inf, hi=np.inf, log=False) -> list[float]:
-        return self.resampling.interval(draws, value, lo, hi, log)
+    def interval(self, draws, value, lo=-np.inf, hi=np.inf, log=False, mask=None) -> list[float]:
+        return self.resampling.interval(draws, value, lo, hi, log, mask=mask)
 
     def ci95(self) -> Optional[dict[str, list[float]]]:
         if self.boot is None:
             return None
         eb = self.beta_bounds
-        bounds = {"E": (0.0, self.y_min), "A": (0.0, np.inf), "a": eb, "B": (0.0, np.inf), "b": eb}
+        bounds = {"E": (self.E_floor, self.y_min), "A": (0.0, np.inf), "a": eb, "B": (0.0, np.inf), "b": eb}
         return {k: self.interval(v, self.params()[k], *bounds[k], log=k != "E")
                 for k, v in self.boot_params().items()}
 
@@ -135,9 +136,11 @@ class JointFit:
 
 def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
               n_bootstrap: Optional[int] = None, what: str = "joint law",
-              blocks: Optional[np.ndarray] = None, skip_bootstrap_at_bound: bool = False) -> JointFit:
+              blocks: Optional[np.ndarray] = None, skip_bootstrap_at_bound: bool = False,
+              floor: Optional[float] = None) -> JointFit:
     """Fit the joint law; with `skip_bootstrap_at_bound`, no bootstrap when an exponent
-    of the point estimate sits on a bound (the law is undetermined whatever its interval)."""
+    of the point estimate sits on a bound (the law is undetermined whatever its interval).
+    `floor`: a known lower bound of E (None: 0)."""
     P, y = validate_xy(P, y, what)
     D, _ = validate_xy(D, y, what)
     nP, nD = len(np.unique(P)), len(np.unique(D))
@@ -150,8 +153,9 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     # Two reweighting iterations inside each evaluation: the loss at the optimum is then
     # within 1e-10 (median; 1e-7 worst) of fully converged ones, and the Newton search
     # over (a, b) costs a third less.
+    lb = usable_floor(floor, y)
     kw = dict(delta=settings.huber_delta, exponent_bounds=settings.beta_bounds,
-              grid_size=JOINT_GRID_SIZE, inner_iterations=2)
+              grid_size=JOINT_GRID_SIZE, inner_iterations=2, lb=lb)
     vp = fit_batch(logz, y, np.ones((1, len(y))), **kw)
 
     (E, A_ref, B_ref), (a, b), loss = vp.coef[0], vp.exponents[0], float(vp.loss[0])
@@ -159,9 +163,9 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     start_exps = np.concatenate([vp.exponents, vp.starts[0, :1]])  # (2, 2)
     y_floor = float(floor_bound(logz, y, np.ones(len(y)))[0])
     coef, _ = inner_fit(basis(logz, start_exps), y, np.log(y), np.ones(len(y)),
-                        np.full(len(start_exps), y_floor), settings.huber_delta, 3)
+                        np.full(len(start_exps), y_floor), settings.huber_delta, 3, lb=lb)
     c, e, polished_loss = polish(logz, y, settings.huber_delta, settings.beta_bounds,
-                                 list(zip(coef, start_exps)))
+                                 list(zip(coef, start_exps)), lb=lb)
     if c is not None and polished_loss <= loss:
         (E, A_ref, B_ref), (a, b), loss = c, e, polished_loss
     E, A_ref, a, B_ref, b = (float(v) for v in (E, A_ref, a, B_ref, b))
@@ -171,13 +175,13 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
                    D_ref=D_ref, A_ref=A_ref, B_ref=B_ref, loss=float(loss),
                    r2=1.0 - float(((y - pred) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan"),
                    n_points=len(y), resampling=resampling_for(blocks, len(y), P), y_min=y_floor,
-                   beta_bounds=settings.beta_bounds)
+                   beta_bounds=settings.beta_bounds, E_floor=lb)
     lo_b, hi_b = settings.beta_bounds
     at_bound = any(v <= lo_b * (1 + 1e-6) or v >= hi_b * (1 - 1e-6) for v in (a, b))
     if B > 0 and not (skip_bootstrap_at_bound and at_bound):
         rng = np.random.default_rng(seed)
-        w, _ = bootstrap_weights(P, B, rng, min_distinct=MIN_DISTINCT, groups=[P, D],
-                                 blocks=fit.resampling.blocks)
+        w, _, fit.resampling.probabilities = bootstrap_weights(P, B, rng, min_distinct=MIN_DISTINCT,
+                                                               groups=[P, D], blocks=fit.resampling.blocks)
         bb = fit_batch(logz, y, w, **kw)
         fit.boot = np.stack([bb.coef[:, 0], bb.coef[:, 1], bb.exponents[:, 0],
                              bb.coef[:, 2], bb.exponents[:, 1]], axis=1)
@@ -229,10 +233,10 @@ def compute_optimal(fit: JointFit, fmodel: dict[str, float], budgets: list[float
             E, Ar, a, Br, b = fit.boot.T
             Pb, Db, neb = _optimal_split(E, Ar, a, Br, b, fit.P_ref, fit.D_ref, logK, k, C)
             ok = np.isfinite(Pb) & np.isfinite(Db) & np.isfinite(neb)
-            if ok.mean() >= 0.975:  # else an interval would hide the degenerate draws
-                row["params_ci95"] = fit.interval(Pb[ok], P, 0.0)
-                row["samples_ci95"] = fit.interval(Db[ok], D, 0.0)
-                row["ne_ci95"] = fit.interval(neb[ok], ne, 0.0)
+            if fit.resampling.mean(ok) >= 0.975:  # else an interval would hide the degenerate draws
+                row["params_ci95"] = fit.interval(Pb[ok], P, 0.0, mask=ok)
+                row["samples_ci95"] = fit.interval(Db[ok], D, 0.0, mask=ok)
+                row["ne_ci95"] = fit.interval(neb[ok], ne, 0.0, mask=ok)
         out.append(row)
     return out
 

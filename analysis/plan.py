@@ -15,6 +15,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+from analysis.bootstrap import weighted_quantiles
 from analysis.fit import PowerLawFit
 from analysis.series import Series
 
@@ -87,9 +88,10 @@ def plan_target(fit: PowerLawFit, series: Series, target: float,
     }
     if fit.boot is not None:
         lb = _log10_x_needed_boot(fit, target)
-        out["boot_fraction_unreachable"] = float(np.mean(~np.isfinite(lb)))
+        out["boot_fraction_unreachable"] = fit.resampling.mean(~np.isfinite(lb))
         with np.errstate(invalid="ignore"):  # inf propagates: "unbounded above"
-            lo, hi = np.percentile(lb, [2.5, 97.5], method="inverted_cdf")
+            weights = fit.resampling.weights_of(lb)  # the inverted CDF: inf is "unbounded above"
+            lo, hi = weighted_quantiles(lb, [0.025, 0.975], np.ones(len(lb)) if weights is None else weights)
             c = fit.resampling.scale  # few seeds: widened about the estimate (analysis.bootstrap)
             if c != 1.0 and np.isfinite(log10_x):
                 lo, hi = log10_x - c * (log10_x - lo), log10_x + c * (hi - log10_x)

@@ -15,7 +15,7 @@ from analysis.fit import FitSettings, fit_weightings
 from analysis.series import Series
 
 
-def seed_spread(series: Series, settings: FitSettings) -> Optional[dict[str, Any]]:
+def seed_spread(series: Series, settings: FitSettings, floor: Optional[float] = None) -> Optional[dict[str, Any]]:
     """None when the series has a single seed; else the between-seed spread."""
     seeds = [s for s in series.seeds() if s is not None]
     distinct_seeds = sorted(set(seeds), key=str)
@@ -44,7 +44,7 @@ def seed_spread(series: Series, settings: FitSettings) -> Optional[dict[str, Any
     masks = [m for m in masks if len(np.unique(series.x[m])) >= settings.min_distinct_x]
     out["per_seed_fits"] = len(masks)
     if len(masks) >= 2:
-        per_seed = fit_weightings(series.x, series.y, np.array(masks, float), settings)
+        per_seed = fit_weightings(series.x, series.y, np.array(masks, float), settings, floor=floor)
         out["per_seed_params"] = {
             k: {"min": float(v.min()), "max": float(v.max()), "std": float(np.std(v, ddof=1))}
             for k, v in per_seed.items()

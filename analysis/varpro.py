@@ -2,7 +2,8 @@
 
 Model    y ~ c0 + sum_j c_j * z_j ** (-e_j),   z_j = x_j / x_ref_j  (dimensionless)
 Loss     sum_i w_i * huber_delta(log yhat_i - log y_i)          (Huber in log space)
-Bounds   0 <= c0 <= ub (the smallest y of the fit),  c_j >= 0,  e_lo <= e_j <= e_hi
+Bounds   lb <= c0 <= ub,  c_j >= 0,  e_lo <= e_j <= e_hi
+         (lb: a known floor of y, else 0; ub: the smallest of each size's largest y)
 
 One power law (k = 1) is NE(x) = alpha x^-beta + gamma; the joint law (k = 2) is
 NE(P, D) = E + A/P^a + B/D^b.  Fitting all parameters at once is badly conditioned:
@@ -79,10 +80,11 @@ def predict(coef: np.ndarray, powers: np.ndarray) -> np.ndarray:
 
 
 def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
-              max_iterations: int = 10, rtol: float = 1e-8):
+              max_iterations: int = 10, rtol: float = 1e-8, lb: float = 0.0):
     """Best bounded coefficients for fixed exponents, Huber in log space.
 
-    powers (..., n, k), y/logy (n,), w (..., n) broadcastable, ub (...).
+    powers (..., n, k), y/logy (n,), w (..., n) broadcastable, ub (...); lb the constant's
+    lower bound (a known floor), solved as c0 = lb + c0' with 0 <= c0' <= ub - lb.
     Returns (coefficients (..., 1 + k), exact Huber loss (...)).
 
     At least `iterations` reweighted Gauss-Newton steps: with every point within
@@ -95,7 +97,7 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
     powers = powers.reshape(-1, n, k)
     R = powers.shape[0]
     w = np.broadcast_to(w, batch + (n,)).reshape(R, n)
-    ub = np.broadcast_to(ub, batch).reshape(R)
+    ub = np.maximum(np.broadcast_to(ub, batch).reshape(R) - lb, 0.0)  # a floor above ub pins c0 at it
     coef = np.zeros((R, k + 1))
     loss = np.full(R, np.inf)
     rows = np.arange(R)
@@ -113,14 +115,17 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
             huber_weight = np.where(abs_res <= delta, 1.0, delta / np.maximum(abs_res, delta))
             W = Wr * huber_weight / (p * p)
             target = p * (1.0 - res)  # Gauss-Newton target for yhat
+        target = target - lb  # the shifted constant c0' = c0 - lb
         if k == 1:  # one power law: the 2x2 system directly
             WP = W * P0
             c, _ = solve_2x2(W @ ones, WP @ ones, (WP * P0) @ ones, (W * target) @ ones, (WP * target) @ ones, U)
-            p = np.maximum(c[:, :1] + P0 * c[:, 1:2], _TINY)
+            p = np.maximum(lb + c[:, :1] + P0 * c[:, 1:2], _TINY)
         else:
             M, r = _normal_equations(P, W, target)
             c, _ = solve_bounded(M, r, U)
-            p = np.maximum(predict(c, P), _TINY)
+            p = np.maximum(lb + predict(c, P), _TINY)
+        c = c.copy()
+        c[:, 0] += lb
         res = np.log(p) - logy
         if it + 1 < iterations:
             continue
@@ -154,7 +159,8 @@ def floor_bound(logz: np.ndarray, y: np.ndarray, weights: np.ndarray) -> np.ndar
 
 
 def polish(logz: np.ndarray, y: np.ndarray, delta: float, exponent_bounds: tuple[float, float],
-           starts: list[tuple[np.ndarray, np.ndarray]]) -> tuple[Optional[np.ndarray], Optional[np.ndarray], float]:
+           starts: list[tuple[np.ndarray, np.ndarray]], lb: float = 0.0
+           ) -> tuple[Optional[np.ndarray], Optional[np.ndarray], float]:
     """Refine (coefficients, exponents) with scipy's bounded trust-region least squares
     (Huber loss on log residuals, all parameters at once) from each start; the best
     (coef, exponents, loss), or (None, None, inf) if every start fails.
@@ -179,8 +185,9 @@ def polish(logz: np.ndarray, y: np.ndarray, delta: float, exponent_bounds: tuple
         p = np.maximum(c[0] + powers @ c[1:], _TINY)
         return np.concatenate([np.ones((len(y), 1)), powers, -c[1:] * logz * powers], axis=1) / p[:, None]
 
-    lower = np.array([0.0] + [0.0] * k + [exponent_bounds[0]] * k)
-    upper = np.array([floor_bound(logz, y, np.ones(len(y)))[0]] + [np.inf] * k + [exponent_bounds[1]] * k)
+    lower = np.array([lb] + [0.0] * k + [exponent_bounds[0]] * k)
+    upper = np.array([max(floor_bound(logz, y, np.ones(len(y)))[0], lb * (1 + 1e-12) + 1e-300)]
+                     + [np.inf] * k + [exponent_bounds[1]] * k)
     best = (None, None, np.inf)
     for coef, exps in starts:
         t0 = np.clip(np.concatenate([coef, exps]), lower, upper)
@@ -218,6 +225,7 @@ def fit_batch(
     tol_log_exponent: Optional[float] = None,
     top: int = 3,
     max_iterations: int = 60,
+    lb: float = 0.0,
 ) -> BatchFit:
     """Fit y ~ c0 + sum_j c_j z_j^-e_j for every row of `weights` (B, n).
 
@@ -227,7 +235,8 @@ def fit_batch(
     the best is refined in log(exponent) (Brent for one exponent, Newton for several,
     a pattern search where those cannot) until the step is below `tol_log_exponent`:
     by default 1e-5 for one exponent (nearly free) and 1e-4 for several, both far
-    below any bootstrap spread."""
+    below any bootstrap spread.  `lb` bounds the constant below (a known floor; it must
+    not exceed any row's upper bound, see clamp_floor)."""
     logz = np.asarray(logz, float)
     if logz.ndim == 1:
         logz = logz[:, None]
@@ -252,8 +261,8 @@ def fit_batch(
     W = w / (y * y)
     Q = (F[..., :, None] * F[..., None, :]).transpose(1, 0, 2, 3).reshape(n, G * m * m)
     M = (W @ Q).reshape(B, G, m, m)
-    R = ((W * y) @ F.transpose(1, 0, 2).reshape(n, G * m)).reshape(B, G, m)
-    _, q = solve_bounded(M, R, ub[:, None])
+    R = ((W * (y - lb)) @ F.transpose(1, 0, 2).reshape(n, G * m)).reshape(B, G, m)  # c0 = lb + c0'
+    _, q = solve_bounded(M, R, np.maximum(ub[:, None] - lb, 0.0))
     top = min(top, G)
     starts_idx = np.argsort(q, axis=1)[:, :top]  # (B, top)
     starts_u = grid_u[starts_idx]  # (B, top, k)
@@ -261,7 +270,7 @@ def fit_batch(
     def evaluate(u, rows, max_inner=10):
         """(coef, loss) at exponents exp(u) (r, C, k) for the resamples `rows`."""
         return inner_fit(basis(logz, np.exp(u)), y, logy, w[rows][:, None, :], ub[rows][:, None],
-                         delta, inner_iterations, max_iterations=max_inner)
+                         delta, inner_iterations, max_iterations=max_inner, lb=lb)
 
     rows_all = np.arange(B)
     # Ranking the starting cells needs no converged Huber weights (far cells have many

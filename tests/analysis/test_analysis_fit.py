@@ -88,7 +88,7 @@ def test_gamma_stays_between_zero_and_the_smallest_of_each_sizes_largest_ne():
         f = fit_power_law(DATA_X, y, n_bootstrap=0)
         assert 0.0 <= f.gamma <= min(y[DATA_X == v].max() for v in sizes) and f.beta > 0
         assert f.y_min == min(y[DATA_X == v].max() for v in sizes)
-        w, _ = bootstrap_weights(DATA_X, 100, rng)
+        w, _, _ = bootstrap_weights(DATA_X, 100, rng)
         bb = fit_batch(logz, y, w, delta=0.01, exponent_bounds=BETA_BOUNDS, grid_size=24)
         largest = np.stack([np.where((w > 0) & (DATA_X == v), y, -np.inf).max(axis=1) for v in sizes], axis=1)
         resample_floor = np.where(np.isfinite(largest), largest, np.inf).min(axis=1)

@@ -17,7 +17,7 @@ XS = 2.0 ** np.arange(13, 21)
 
 def test_a_resample_keeps_each_seed_together():
     blocks = np.repeat(np.arange(4), 8)
-    w, _ = bootstrap_weights(np.tile(XS, 4), 500, np.random.default_rng(0), blocks=blocks)
+    w, _, _ = bootstrap_weights(np.tile(XS, 4), 500, np.random.default_rng(0), blocks=blocks)
     for s in range(4):
         ws = w[:, blocks == s]
         assert np.all(ws == ws[:, :1])  # every point of the seed drawn as often as the seed
