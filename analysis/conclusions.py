@@ -10,7 +10,9 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Optional
 
+from analysis.checks import data_cannot_fix, planted_table, rolling_line
 from analysis.determined import observed_sentence
+from analysis.fitrange import range_sentence
 from analysis.fmt import ci, g, vci
 from analysis.results import Analysis, SeriesResult, headline
 from analysis.series import AXES, SCHEMES
@@ -82,6 +84,16 @@ def _undetermined_sentence(r: SeriesResult, a: Analysis) -> str:
             f"_(why no law: {'; '.join(r.reasons)}; series: {s.label}; {r.fit.n_points} points)_")
 
 
+def _range_words(r: SeriesResult) -> str:
+    """Which leading x values the fit left out as transient, with the numbers that moved."""
+    fr = r.fit_range or {}
+    words = [range_sentence(c) for c in fr.get("checks", []) if not c["overlaps"]]
+    if not words or fr.get("range_sensitive"):
+        return ""
+    return (f" Fitted from {r.series.axis.x_field} = {g(fr['x_from'])} on; the smaller x left out as transient ("
+            + "; ".join(words) + ").")
+
+
 def axis_sentence(r: SeriesResult, a: Analysis) -> str:
     if not r.determined:
         return _undetermined_sentence(r, a)
@@ -92,68 +104,66 @@ def axis_sentence(r: SeriesResult, a: Analysis) -> str:
             "uncertain": f"**{word}: undecided by these runs.**"}[e["verdict"]]
     cis = f.ci95()
     text = (f"{head} At the largest measured {s.axis.x_field} ({g(e['x_max'])}), doubling it "
-            f"lowers {m} by {vci(e['gain_per_doubling'], 3)} ({100 * e['gain_per_doubling_relative']:.2g}%); "
-            f"the next 10× is predicted to gain {vci(e['gain_next_10x'], 3)} "
-            f"(threshold for 'pays': {g(e['threshold_next_10x'])}). "
+            f"lowers {m} by {vci(e['gain_per_doubling'], 3)} ({100 * e['gain_per_doubling_relative']:.2g}%; "
+            f"threshold for 'pays': {g(e['threshold_per_doubling'])} per doubling). "
             f"Law: β = {g(f.beta, 3)} {ci(cis['beta'], 3)}, γ = {g(f.gamma)} {ci(cis['gamma'])}")
     gap = (r.gamma_vs_floor or {}).get("gamma_minus_floor")
     if gap:
         text += f"; γ − Bayes floor = {vci(gap, 3)}"
-    text += f". _(series: {s.label}; {f.n_points} points; intervals: {f.resampling.description})_"
+    text += "." + _range_words(r)
+    text += f" _(series: {s.label}; {f.n_points} points; intervals: {f.resampling.description})_"
     return text
+
+
+def _margin_of(r: SeriesResult) -> Optional[dict]:
+    return (r.efficiency or {}).get("compute_margin") if r.determined else None
 
 
 def _compute_sentence(heads: list[SeriesResult]) -> Optional[str]:
-    """What a doubling of compute buys through data against each parameter scheme."""
-    rows = [r for r in heads if r.determined and r.efficiency["gain_per_compute_doubling"]
-            and r.series.axis.name in ("data",) + SCHEMES]
-    if not rows:
-        return None
-    rows.sort(key=lambda r: -r.efficiency["gain_per_compute_doubling"]["value"])
-    parts = [f"{axis_word(r).lower()} {vci(r.efficiency['gain_per_compute_doubling'], 3)}" for r in rows]
-    text = "**Per doubling of training compute** at the largest measured scale, NE drops by: " + "; ".join(parts) + "."
+    """What a doubling of compute buys through data against each parameter scheme, from one model."""
+    rows = [r for r in heads if _margin_of(r) and r.series.axis.name in ("data",) + SCHEMES]
     data = next((r for r in rows if r.series.axis.name == "data"), None)
-    if data is not None:
-        d_lo, d_hi = data.efficiency["gain_per_compute_doubling"]["ci95"] or [None, None]
-        verdicts = []
-        for r in rows:
-            if r is data:
-                continue
-            o_lo, o_hi = r.efficiency["gain_per_compute_doubling"]["ci95"] or [None, None]
-            name = axis_word(r).lower()
-            if None in (d_lo, o_hi, d_hi, o_lo):
-                verdicts.append(f"against {name}: no intervals, no ranking")
-            elif d_lo > o_hi:
-                verdicts.append(f"data buys more than {name} (the intervals do not overlap)")
-            elif o_lo > d_hi:
-                verdicts.append(f"{name} buys more than data (the intervals do not overlap)")
-            else:
-                verdicts.append(f"against {name} the intervals overlap: no ranking")
+    if not rows or (data is None and len(rows) < 2):
+        return None
+    starts = sorted({_margin_of(r)["start"] for r in rows})
+    parts = []
+    for r in sorted(rows, key=lambda r: r.series.axis.name != "data"):
+        mg = _margin_of(r)
+        name = axis_word(r).lower()
+        move = f"{g(mg['x_from'])} → {g(mg['x_to'], 3)}" if mg["x_to"] else g(mg["x_from"])
+        if mg["stated"]:
+            past = (f", {g(mg['factor_past_range'], 2)}× the largest measured" if mg["factor_past_range"] > 1
+                    else ", inside the measured range")
+            parts.append(f"{name} ({move}{past}) {vci(mg['gain'], 3)}")
+        else:
+            parts.append(f"{name}: not stated ({mg['why_not']}); its whole headroom from {g(mg['x_from'])} "
+                         f"is {vci(mg['headroom'], 3)}")
+    where = (f"from {starts[0]}" if len(starts) == 1 else
+             "each from its own start (" + "; ".join(f"{axis_word(r).lower()}: {_margin_of(r)['start']}"
+                                                      for r in rows) + ")")
+    text = f"**Per doubling of training compute**, {where}, NE drops by: " + "; ".join(parts) + "."
+    if data is not None and _margin_of(data)["stated"]:
+        verdicts = [_rank(data, r) for r in rows if r is not data]
         if verdicts:
             text += " " + "; ".join(verdicts)[0].upper() + "; ".join(verdicts)[1:] + "."
-    free = [r for r in heads if r.determined and r.efficiency["gain_per_compute_doubling"] is None
-            and r.efficiency["compute_elasticity"] is not None and r.series.axis.name in SCHEMES]
-    for r in free:
-        text += (f" {axis_word(r)}: FLOPs grow slowly with it (d log FLOPs / d log x = "
-                 f"{g(r.efficiency['compute_elasticity'], 2)}), so a compute doubling would need more than "
-                 f"10× of it; it costs mostly memory, not compute. {_headroom_ranking(r, data)}")
     return text
 
 
-def _headroom_ranking(r: SeriesResult, data: Optional[SeriesResult]) -> str:
-    """A scheme too cheap in FLOPs for a per-compute-doubling figure can still be ranked:
-    whatever its compute buys is at most its whole headroom NE(x_max) - gamma (the law's
-    gain at infinite x).  Data wins outright when its gain per compute doubling exceeds that."""
-    room = r.efficiency["headroom_to_gamma"]
-    text = f"Its whole headroom to γ (any amount of it) is {vci(room, 3)}"
-    gain = (data.efficiency.get("gain_per_compute_doubling") or {}) if data is not None else {}
-    d_lo = (gain.get("ci95") or [None])[0]
-    r_hi = (room.get("ci95") or [None, None])[1]
-    if d_lo is None or r_hi is None:
-        return text + "."
-    if d_lo > r_hi:
-        return text + ": less than data buys per compute doubling (the intervals do not overlap)."
-    return text + ": against data's gain per compute doubling the intervals overlap: no ranking."
+def _rank(data: SeriesResult, r: SeriesResult) -> str:
+    """Data against one scheme: by the gain per compute doubling where both are stated, else
+    by the scheme's whole headroom (what any amount of it buys, under its law)."""
+    d_lo, d_hi = _margin_of(data)["gain"]["ci95"] or [None, None]
+    mg, name = _margin_of(r), axis_word(r).lower()
+    other = mg["gain"] if mg["stated"] else mg["headroom"]
+    what = "" if mg["stated"] else "'s whole headroom"
+    o_lo, o_hi = other["ci95"] or [None, None]
+    if None in (d_lo, d_hi, o_lo, o_hi):
+        return f"against {name}: no intervals, no ranking"
+    if d_lo > o_hi:
+        return f"data buys more than {name}{what} (the intervals do not overlap)"
+    if o_lo > d_hi and mg["stated"]:
+        return f"{name} buys more than data (the intervals do not overlap)"
+    return f"against {name}{what} the intervals overlap: no ranking"
 
 
 def _schemes_sentence(heads: list[SeriesResult]) -> Optional[str]:
@@ -169,31 +179,6 @@ def _schemes_sentence(heads: list[SeriesResult]) -> Optional[str]:
     return text.strip()
 
 
-def _data_cannot_fix(heads: list[SeriesResult]) -> list[str]:
-    lines = []
-    data = next((h for h in heads if h.series.axis.name == "data"), None)
-    if data is not None and data.determined and data.gamma_vs_floor:
-        gv = data.gamma_vs_floor
-        text = (f"- **What data cannot fix.** With unlimited data this model levels off at γ = {g(data.fit.gamma)} "
-                f"{ci(data.fit.ci95()['gamma'])}")
-        if "gamma_minus_floor" in gv:
-            text += f": {vci(gv['gamma_minus_floor'], 3)} above the Bayes floor {g(gv['floor'])}"
-        if "gamma_minus_oracle" in gv:
-            text += (f"; its capacity limit (oracle) is {g(gv['oracle'])}, γ − oracle = "
-                     f"{vci(gv['gamma_minus_oracle'], 3)}")
-        lines.append(text + ". Only a larger or better model removes that share.")
-    for h in heads:
-        o = h.oracle
-        if h.series.axis.name not in SCHEMES or not o or "gap_observed" not in o:
-            continue
-        gaps = o.get("gap_fitted") or o["gap_observed"]
-        src = "fitted" if o.get("gap_fitted") else "observed"
-        lines.append(f"- **{axis_word(h)} against the oracle curve** (N = {g(h.series.group.get('num_train_samples'))}): "
-                     f"the {src} curve lies {g(min(gaps), 3)}–{g(max(gaps), 3)} above the capacity limit "
-                     f"of each size: the part more data would still remove at this N.")
-    return lines
-
-
 def _seed_spread_line(heads: list[SeriesResult]) -> Optional[str]:
     best = None
     for h in heads:
@@ -206,31 +191,6 @@ def _seed_spread_line(heads: list[SeriesResult]) -> Optional[str]:
     return (f"- **Between-seed spread at the largest point** ({h.series.axis.x_field} = {g(at['x'])}, "
             f"{h.series.label}): NE std {g(at['ne_std'], 2)} over {at['n_seeds']} seeds "
             f"(range {g(at['ne_range'], 2)}, mean {g(at['ne_mean'])}).")
-
-
-def _rolling_line(a: Analysis, study: Study) -> Optional[str]:
-    checks = [r for r in a.determined if of_study(r.series.group, study) and r.extrapolation]
-    if not checks:
-        return None
-    flagged = [r for r in checks if r.extrapolation["flagged"]]
-    passed = [r for r in checks if not r.extrapolation["flagged"]]
-    text = (f"- **Rolling extrapolation.** {len(checks)} determined laws, each refitted on its smallest k x values "
-            f"for every k and asked for every larger x: {len(flagged)} flagged.")
-    preds = [p for r in passed for p in r.extrapolation["predictions"]]
-    if preds:
-        outside = sum(not p["within"] for p in preds)
-        worst = max(preds, key=lambda p: abs(p["relative_error"]))
-        far = max(preds, key=lambda p: p["factor"])
-        text += (f" The other {len(passed)}: {outside} of {len(preds)} predictions outside their 95% interval "
-                 f"(about 5% expected); the largest error {100 * worst['relative_error']:+.2g}% at "
-                 f"{g(worst['factor'], 3)}× the fitted range, {100 * far['relative_error']:+.2g}% at the farthest "
-                 f"factor tested ({g(far['factor'], 3)}×).")
-    if flagged:
-        text += " Flagged (the data bend away from the law; do not extrapolate these): " + "; ".join(
-            f"{axis_word(r).lower()} [{r.series.label}] ({r.extrapolation['n_outside']} of "
-            f"{r.extrapolation['n_predictions']} outside, {100 * r.extrapolation['relative_error_at_max_factor']:+.2g}% "
-            f"at {g(r.extrapolation['max_factor'], 3)}×)" for r in flagged) + "."
-    return text
 
 
 def _joint_lines(a: Analysis, study: Study) -> list[str]:
@@ -299,8 +259,10 @@ def conclusions(a: Analysis) -> list[str]:
         for sentence in (_compute_sentence(heads), _schemes_sentence(heads)):
             if sentence:
                 lines.append("- " + sentence)
-        lines += _data_cannot_fix(heads)
-        for line in (_seed_spread_line(heads), _rolling_line(a, study)):
+        lines += planted_table(heads, axis_word)
+        lines += data_cannot_fix(heads, axis_word)
+        checked = [r for r in a.determined if of_study(r.series.group, study) and r.extrapolation]
+        for line in (_seed_spread_line(heads), rolling_line(checked, axis_word)):
             if line:
                 lines.append(line)
         lines += _joint_lines(a, study)

@@ -1,10 +1,19 @@
-"""How much NE one more unit of a resource buys, at the largest measured scale.
+"""How much NE one more unit of a resource buys, at the margin.
 
-The numbers behind "data scaling is the path forward" (or its opposite): from the fitted
-law of a series at its largest measured x, the NE gained by doubling the resource, by
-doubling the *compute* spent through that resource, and by the next 10x -- each with a
-bootstrap interval -- and a verdict against a threshold on the next-10x gain.  Only a
-determined law (analysis.determined) gets these numbers.
+The numbers behind "data scaling is the path forward" (or its opposite), from the fitted
+law of a determined series (analysis.determined), each with a bootstrap interval:
+
+- at the largest measured x: the NE gained by doubling the resource, what is left to gain
+  (the headroom NE(x_max) - gamma) and a verdict on the doubling's gain against a threshold;
+- the gain of the next 10x, kept for reference and marked as an extrapolation far past the
+  measured range (the rolling check measures how errors grow with the factor);
+- per doubling of *compute* spent through the resource, from a stated start model
+  (`compute_margin`): x grows to the size at which the model's FLOPs per sample double,
+  read off the model's own FLOP formula (the summary's `compute_doubling_x`), not a slope
+  over the grid.
+
+No gain is stated past EXTRAPOLATION_LIMIT times the largest measured x: such a figure is
+flagged as beyond the range instead.
 """
 from __future__ import annotations
 
@@ -13,30 +22,16 @@ from typing import Any, Optional
 import numpy as np
 
 from analysis.fit import PowerLawFit
-from analysis.series import Series
+from analysis.series import SCHEMES, Series
 
-# One doubling of compute spent through a resource multiplies it by 2^(1/s).  Below
-# s = log10(2) that is more than 10x -- further than the "next 10x" the report already
-# extrapolates to -- and the number would say more about the law's tail than the data
-# (e.g. embedding rows, which cost memory, not FLOPs).
-MIN_COMPUTE_ELASTICITY = 0.30103
-
-
-def compute_elasticity(series: Series) -> Optional[float]:
-    """d log(train_flops) / d log(x) within the series (1 for data and compute axes
-    by definition; a log-log regression for the parameter axes)."""
-    if series.axis.name == "compute":
-        return 1.0
-    flops = series.field_values("train_flops")
-    ok = np.isfinite(flops)
-    if len(np.unique(series.x[ok])) < 2:
-        return None
-    slope, _ = np.polyfit(np.log(series.x[ok]), np.log(flops[ok]), 1)
-    return float(slope)
+# A gain is stated up to one doubling past the largest measured x (the data axis' own
+# margin); further out it rests on the law's form, not on the runs.
+EXTRAPOLATION_LIMIT = 2.0
+NEXT_10X = 10.0
 
 
-def _gain(fit: PowerLawFit, x_from: float, x_to: float) -> dict[str, Any]:
-    """NE(x_from) - NE(x_to): positive means the bigger resource lowers NE."""
+def gain(fit: PowerLawFit, x_from: float, x_to: float) -> dict[str, Any]:
+    """NE(x_from) - NE(x_to) under the law: positive means the bigger resource lowers NE."""
     value = float(fit.predict(x_from) - fit.predict(x_to))
     out: dict[str, Any] = {"value": value, "ci95": None}
     if fit.boot is not None:
@@ -45,36 +40,73 @@ def _gain(fit: PowerLawFit, x_from: float, x_to: float) -> dict[str, Any]:
     return out
 
 
-def scaling_efficiency(fit: PowerLawFit, series: Series, threshold_next_10x: float) -> dict[str, Any]:
+def headroom(fit: PowerLawFit, x: float) -> dict[str, Any]:
+    """NE(x) - gamma: all that any amount more of the resource can buy, under the law."""
+    out: dict[str, Any] = {"value": float(fit.predict(x)) - fit.gamma, "ci95": None}
+    if fit.boot is not None:
+        out["ci95"] = fit.interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2], out["value"])
+    return out
+
+
+def scaling_efficiency(fit: PowerLawFit, series: Series, threshold_per_doubling: float) -> dict[str, Any]:
     x = fit.x_max
     ne_now = float(fit.predict(x))
-    elasticity = compute_elasticity(series)
-    per_doubling = _gain(fit, x, 2 * x)
-    next_10x = _gain(fit, x, 10 * x)
-    headroom = {"value": ne_now - fit.gamma, "ci95": None}
-    if fit.boot is not None:
-        headroom["ci95"] = fit.interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2], headroom["value"])
-    per_compute_doubling = None
-    if elasticity is not None and elasticity >= MIN_COMPUTE_ELASTICITY:
-        per_compute_doubling = _gain(fit, x, x * 2.0 ** (1.0 / elasticity))
-
-    # The verdict needs the whole interval on one side of the threshold.
-    lo, hi = next_10x["ci95"] or (next_10x["value"], next_10x["value"])
-    if lo > threshold_next_10x:
-        verdict = "pays"
-    elif hi < threshold_next_10x:
-        verdict = "saturated"
-    else:
-        verdict = "uncertain"
+    per_doubling = gain(fit, x, 2 * x)
+    next_10x = {**gain(fit, x, NEXT_10X * x), "extrapolation_factor": NEXT_10X}
+    # The verdict needs the whole interval of the doubling's gain on one side of the threshold.
+    lo, hi = per_doubling["ci95"] or (per_doubling["value"], per_doubling["value"])
+    verdict = "pays" if lo > threshold_per_doubling else "saturated" if hi < threshold_per_doubling else "uncertain"
     return {
         "x_max": x,
         "ne_at_x_max": ne_now,
         "gain_per_doubling": per_doubling,
         "gain_per_doubling_relative": per_doubling["value"] / ne_now,
         "gain_next_10x": next_10x,
-        "compute_elasticity": elasticity,
-        "gain_per_compute_doubling": per_compute_doubling,
-        "headroom_to_gamma": headroom,
-        "threshold_next_10x": threshold_next_10x,
+        "headroom_to_gamma": headroom(fit, x),
+        "threshold_per_doubling": threshold_per_doubling,
         "verdict": verdict,
+        "extrapolation_limit": EXTRAPOLATION_LIMIT,
     }
+
+
+def compute_doubling_x(series: Series, x0: float) -> tuple[Optional[float], str]:
+    """The size at which FLOPs per sample double from size x0 along the series' axis, and
+    where that number comes from: 2 x0 for data and compute; for a scheme, the runs' own
+    `compute_doubling_x` (the model's FLOP formula); for runs that lack it, the affine
+    fit FLOPs/sample = a + b x over the series (exact for one hidden layer an MLP)."""
+    axis = series.axis.name
+    if axis in ("data", "compute"):
+        return 2.0 * x0, "FLOPs grow in proportion"
+    scheme = series.scheme
+    if scheme not in SCHEMES:
+        return None, "not a scaling scheme"
+    at = [r for r, x in zip(series.runs, series.x) if x == x0]
+    recorded = [(r.get("compute_doubling_x") or {}).get(scheme) for r in at]
+    recorded = [v for v in recorded if isinstance(v, (int, float)) and v > 0]
+    if recorded:
+        return float(np.median(recorded)), "the model's FLOP formula"
+    fps = series.field_values("flops_per_sample")
+    ok = np.isfinite(fps)
+    if len(np.unique(series.x[ok])) < 2:
+        return None, "no flops_per_sample"
+    b, a = np.polyfit(series.x[ok], fps[ok], 1)
+    if b <= 0:
+        return None, "FLOPs do not grow with it"
+    return float((2 * (a + b * x0) - a) / b), "an affine fit of flops_per_sample over the series"
+
+
+def compute_margin(fit: PowerLawFit, series: Series, x0: float, start: str) -> dict[str, Any]:
+    """What one doubling of compute spent through the series' resource buys from size x0
+    (`start` names the model it starts from), or why no number is stated."""
+    x1, source = compute_doubling_x(series, x0)
+    out: dict[str, Any] = {"x_from": x0, "start": start, "x_to": x1, "x_to_source": source,
+                           "factor_past_range": None if x1 is None else x1 / fit.x_max,
+                           "stated": False, "gain": None, "headroom": headroom(fit, x0)}
+    if x1 is None:
+        out["why_not"] = f"no compute doubling along it ({source})"
+    elif x1 > EXTRAPOLATION_LIMIT * fit.x_max:
+        out["why_not"] = (f"a compute doubling needs {x1:.4g}, {x1 / fit.x_max:.3g}x the largest measured "
+                          f"{fit.x_max:.4g} (past the {EXTRAPOLATION_LIMIT:g}x limit)")
+    else:
+        out.update(stated=True, gain=gain(fit, x0, x1))
+    return out

@@ -1,25 +1,35 @@
 """Rolling extrapolation: fit on the smallest k x values, predict every larger one.
 
 For each k from the fewest x values a law can be fitted to up to all but one (at most
-MAX_PREFIXES of them, evenly spaced), the law is
-fitted to the points with the k smallest x and asked for the mean NE at every larger x:
-the relative error (observed - predicted) / observed against the extrapolation factor
-x / (largest fitted x), as in OLMo's ladder rollouts and the Hitchhiker's guide to
-scaling-law estimation.  A law that holds keeps its errors within its intervals however
-far it is pushed; a curve that bends away from a power law shows errors that grow with
-the factor.
+MAX_PREFIXES of them, evenly spaced), the law is fitted to the points with the k smallest
+x and asked for the mean metric at every larger x: the relative error
+(observed - predicted) / observed against the extrapolation factor x / (largest fitted x),
+as in OLMo's ladder rollouts and Choshen et al.'s "Hitchhiker's Guide to Scaling Law
+Estimation".  A law that holds keeps its errors within their intervals however far it is
+pushed; a curve that bends away from a power law shows errors that grow with the factor,
+and all of one sign.
 
-Each prediction has a 95% interval: the prefix fit's bootstrap band at that x (same
-resampling as the series: whole seeds, or runs), widened in quadrature by the noise of
-an observed mean about the law -- the scatter of the prefix's means (over seeds) about
-its fit, k - 3 degrees of freedom, t quantile.  (The between-seed spread is not added
-again: the held-out mean is over the same seeds as the fit, whose offsets the band
-already carries.)  The series is *flagged* when at least FLAG_MIN_OUTSIDE predictions and at
-least FLAG_FRACTION of them fall outside.  Prefix fits are variable projection without
-the scipy polish (exponents to 1e-5 in log): ample for a prediction.
+Each prediction's 95% interval comes from the same resamples as the series' intervals.
+With two or more seeds, a resample draws whole seeds; the prefix is refitted on the drawn
+seeds' points and the held-out mean is taken over the same drawn seeds, so each resample
+gives one draw of the error observed - predicted, and the interval of that error (widened
+by c_S for few seeds, analysis.bootstrap) says whether 0 is a plausible error.  The
+held-out noise and the fit's noise are both in it, correlated as they are along the seeds'
+trajectories, with no quantile resting on the prefix's few degrees of freedom.  With one
+seed the prefix's runs are resampled and the held-out point's own noise is the RMS of
+the prefix's residuals, with their n - 3 degrees of freedom (fit noise only: the
+seed-to-seed spread is unknown).
+
+A series is *flagged* when its farthest prediction -- the largest x from the smallest
+prefix, the largest extrapolation factor -- falls outside its interval: the law does not
+carry from the bottom of the measured range to its top.  Per extrapolation factor (rounded to a power of two) the signed bias
+and the mean absolute relative error of the predictions are reported.  Prefix fits are
+variable projection without the scipy polish (exponents to 1e-5 in log): ample for a
+prediction.
 """
 from __future__ import annotations
 
+from collections import defaultdict
 from typing import Any, Optional
 
 import numpy as np
@@ -27,25 +37,33 @@ from scipy.special import stdtrit
 
 from analysis.bootstrap import bootstrap_weights, resampling_for
 from analysis.errors import FitError
-from analysis.fit import FitSettings, validate_xy
+from analysis.fit import FitSettings, usable_floor, validate_xy
 from analysis.varpro import fit_batch
 
-FLAG_MIN_OUTSIDE = 2
-FLAG_FRACTION = 0.25
-# Resamples per prefix fit: the band's 2.5/97.5 percentiles from 200 draws are within a
-# few per cent of those from 1000, and there are up to (distinct x - 4) prefixes a series.
-ROLLING_BOOTSTRAP = 200
+# Random resamples per prefix fit, where the seeds' resamples are not enumerated exactly
+# (analysis.bootstrap): there are up to MAX_PREFIXES prefixes a series.
+ROLLING_BOOTSTRAP = 400
 # At most this many prefixes (k evenly spaced from the smallest to all but one x value):
 # a frontier of 40 budgets would otherwise refit 36 times for little more information.
 MAX_PREFIXES = 6
 
 
-def _t975(dof: float) -> float:
-    return float(stdtrit(max(dof, 1), 0.975))
+def factor_bin(factor: float) -> float:
+    """The extrapolation factor rounded to a power of two (1.4x-2.8x -> 2, ...)."""
+    return float(2.0 ** max(round(np.log2(factor)), 0))
+
+
+def _by_factor(predictions: list[dict]) -> list[dict[str, Any]]:
+    groups: dict[float, list[float]] = defaultdict(list)
+    for p in predictions:
+        groups[factor_bin(p["factor"])].append(p["relative_error"])
+    return [{"factor": f, "n": len(v), "mean_relative_error": float(np.mean(v)),
+             "mean_abs_relative_error": float(np.mean(np.abs(v)))} for f, v in sorted(groups.items())]
 
 
 def rolling_extrapolation(x, y, settings: FitSettings, *, seed, blocks: Optional[np.ndarray] = None,
-                          n_bootstrap: Optional[int] = None, what: str = "series") -> Optional[dict[str, Any]]:
+                          n_bootstrap: Optional[int] = None, what: str = "series",
+                          floor: Optional[float] = None) -> Optional[dict[str, Any]]:
     """None with fewer than settings.min_distinct_x + 1 distinct x values."""
     x, y = validate_xy(x, y, what)
     xs = np.unique(x)
@@ -56,75 +74,94 @@ def rolling_extrapolation(x, y, settings: FitSettings, *, seed, blocks: Optional
     x_ref = float(np.exp(np.mean(np.log(x))))
     logz = np.log(x / x_ref)
     rng = np.random.default_rng(seed)
-    rows, spans, resamplings = [], [], []
-    ks = range(k_min, len(xs))
+    ks = list(range(k_min, len(xs)))
     if len(ks) > MAX_PREFIXES:
         ks = sorted({int(round(v)) for v in np.linspace(k_min, len(xs) - 1, MAX_PREFIXES)})
+    rows, spans = [], []
     for k in ks:
-        mask = x <= xs[k - 1]
-        idx = np.nonzero(mask)[0]
-        res = resampling_for(None if blocks is None else np.asarray(blocks)[mask], idx.size, x[mask])
-        block_rows = [np.zeros((1, x.size))]
-        block_rows[0][0, idx] = 1.0
+        prefix = x <= xs[k - 1]
+        res = resampling_for(None if blocks is None else np.asarray(blocks)[prefix], int(prefix.sum()), x[prefix])
+        point = np.where(prefix, 1.0, 0.0)[None, :]
+        draws = np.zeros((0, x.size))
         if B > 0:
             try:
-                w, _ = bootstrap_weights(x[idx], B, rng, blocks=res.blocks)
+                if res.kind == "seeds":  # whole seeds of the series, the held-out points with them
+                    _, full_blocks = np.unique(np.asarray(blocks), return_inverse=True)
+                    draws, _, res.probabilities = bootstrap_weights(x, B, rng, blocks=full_blocks.ravel(),
+                                                                    fit_mask=prefix)
+                else:
+                    draws = np.zeros((B, x.size))
+                    draws[:, prefix], _, _ = bootstrap_weights(x[prefix], B, rng)
             except FitError:
                 continue
-            full = np.zeros((B, x.size))
-            full[:, idx] = w
-            block_rows.append(full)
         start = len(rows)
-        rows.extend(np.concatenate(block_rows))
-        spans.append((k, start, start + sum(len(b) for b in block_rows)))
-        resamplings.append(res)
+        rows.extend(np.concatenate([point, draws]))
+        spans.append((k, start, len(rows), res, draws))
     if not spans:
         return None
-    bb = fit_batch(logz, y, np.array(rows), delta=settings.huber_delta,
-                   exponent_bounds=settings.beta_bounds, grid_size=settings.grid_size)
+    # Each row fits its prefix only: the held-out points are weighted 0 in the fit.
+    fit_rows = np.array(rows)
+    for k, start, stop, _, _ in spans:
+        fit_rows[start:stop, x > xs[k - 1]] = 0.0
+    bb = fit_batch(logz, y, fit_rows, delta=settings.huber_delta, exponent_bounds=settings.beta_bounds,
+                   grid_size=settings.grid_size, lb=usable_floor(floor, y))
     coef, beta = bb.coef, bb.exponents[:, 0]
+
+    def predict(rows_, zv):
+        return coef[rows_, 0] + coef[rows_, 1] * np.exp(-beta[rows_] * zv)
+
     predictions = []
-    for (k, start, stop), res in zip(spans, resamplings):
-        mask = x <= xs[k - 1]
-        c0, c1, b0 = coef[start, 0], coef[start, 1], beta[start]
-        # The noise of an observed mean about the law: how far the prefix's means (over
-        # seeds) scatter about its fit, with k - 3 degrees of freedom.
-        xk = xs[:k]
-        means = np.array([y[x == v].mean() for v in xk])
-        dof = max(k - 3, 1)
-        noise_std = float(np.sqrt(((means - (c0 + c1 * np.exp(-b0 * np.log(xk / x_ref)))) ** 2).sum() / dof))
-        q = _t975(dof)
+    for k, start, stop, res, draws in spans:
+        prefix = x <= xs[k - 1]
+        fitted = predict(start, logz[prefix])
+        # One seed: a held-out point's own noise, from the prefix's residuals (n - 3 degrees of freedom).
+        dof = max(int(prefix.sum()) - 3, 1)
+        noise = float(np.sqrt(np.sum((y[prefix] - fitted) ** 2) / dof))
+        q = float(stdtrit(dof, 0.975))
+        boot_rows = np.arange(start + 1, stop)
         for v in xs[k:]:
-            held = y[x == v]
-            zv = np.log(v / x_ref)
-            pred = float(c0 + c1 * np.exp(-b0 * zv))
-            lo = hi = pred
-            if stop - start > 1:
-                draws = coef[start + 1:stop, 0] + coef[start + 1:stop, 1] * np.exp(-beta[start + 1:stop] * zv)
-                lo, hi = res.interval(draws, pred)
-            noise = q * noise_std
-            lo = pred - float(np.hypot(pred - lo, noise))
-            hi = pred + float(np.hypot(hi - pred, noise))
-            obs = float(held.mean())
+            at = x == v
+            obs = float(y[at].mean())
+            pred = float(predict(start, np.log(v / x_ref)))
+            error = obs - pred
+            e_lo = e_hi = error
+            if boot_rows.size and res.kind == "seeds":
+                counts = draws[:, at].sum(axis=1)
+                ok = counts > 0  # a draw without any seed of this x says nothing of it
+                held = (draws[ok][:, at] @ y[at]) / counts[ok]
+                e_lo, e_hi = res.interval(held - predict(boot_rows[ok], np.log(v / x_ref)), error,
+                                          mask=ok if res.exact else None)
+            elif boot_rows.size:
+                lo, hi = res.interval(predict(boot_rows, np.log(v / x_ref)), pred)
+                spread = q * noise / np.sqrt(at.sum())
+                e_lo = error - float(np.hypot(hi - pred, spread))
+                e_hi = error + float(np.hypot(pred - lo, spread))
             predictions.append({
                 "n_fit_x": k, "fit_x_max": float(xs[k - 1]), "x": float(v), "factor": float(v / xs[k - 1]),
-                "observed_ne": obs, "predicted_ne": pred, "error": obs - pred,
-                "relative_error": (obs - pred) / obs, "interval95": [lo, hi],
-                "within": bool(lo - 1e-9 * obs <= obs <= hi + 1e-9 * obs),
+                "observed_ne": obs, "predicted_ne": pred, "error": error, "relative_error": error / obs,
+                "error_ci95": [e_lo, e_hi], "interval95": [obs - e_hi, obs - e_lo],
+                "within": bool(e_lo - 1e-9 * obs <= 0.0 <= e_hi + 1e-9 * obs),
             })
+    x_top = float(xs[-1])
+    top = [p for p in predictions if p["x"] == x_top]
     outside = sum(not p["within"] for p in predictions)
     worst = max(predictions, key=lambda p: abs(p["relative_error"]))
     farthest = max(predictions, key=lambda p: (p["factor"], -p["n_fit_x"]))
     one_step = [p for p in predictions if p["x"] == xs[p["n_fit_x"]]]
+    signs = {np.sign(p["error"]) for p in predictions if p["error"] != 0}
     return {
         "predictions": predictions,
         "n_predictions": len(predictions),
         "n_outside": outside,
-        "flagged": bool(outside >= FLAG_MIN_OUTSIDE and outside >= FLAG_FRACTION * len(predictions)),
+        "n_top_outside": sum(not p["within"] for p in top),
+        "flagged": not farthest["within"],
+        "by_factor": _by_factor(predictions),
+        "one_signed": len(signs) == 1 and len(predictions) > 1,
         "max_factor": farthest["factor"],
         "relative_error_at_max_factor": farthest["relative_error"],
         "max_abs_relative_error": abs(worst["relative_error"]),
         "max_abs_relative_error_factor": worst["factor"],
         "median_abs_relative_error_one_step": float(np.median([abs(p["relative_error"]) for p in one_step])),
         "n_bootstrap": B,
+        "resampling": spans[-1][3].kind,
     }

@@ -18,6 +18,9 @@ from analysis.envelope import lr_envelope
 from analysis.errors import FitError
 from analysis.extrapolate import rolling_extrapolation
 from analysis.fit import fit_power_law
+from analysis.fitrange import choose_range, fit_with, from_x, range_sentence
+from analysis.margin import attach_margins
+from analysis.planted import planted_vs_fitted
 from analysis.joint import compute_optimal, crossing, fit_joint, flops_model, split_exponents
 from analysis.parallel import run_jobs
 from analysis.plan import plan_target
@@ -67,40 +70,46 @@ def _oracle_gaps(res: SeriesResult) -> None:
 
 
 def analyze_series(s: Series, options: Options) -> SeriesResult:
-    res = SeriesResult(series=s, warnings=list(s.warnings))
-    res.floor, floor_warning = floor_of(s.runs, options.floor_field)
+    """One series: its fit range (analysis.fitrange), law, determination, efficiency, rolling
+    check and what it says against the floors and the planted truth."""
+    known_floor, floor_warning = floor_of(s.runs, options.floor_field)
+    floor = known_floor if options.floor_bound else None
+    fitted, fit_range = choose_range(s, fit_with(options, floor, lambda t: t.seed_for(options.seed)), known_floor)
+    res = SeriesResult(series=fitted, warnings=list(s.warnings), floor=known_floor, fit_range=fit_range)
     if floor_warning:
         res.warnings.append(floor_warning)
+    s = fitted
     res.oracle = oracle_curve(s, options.oracle_field)
     seed = s.seed_for(options.seed)
     what = f"{s.axis.name} series [{s.label}]"
     blocks = s.blocks()
     try:
-        res.fit = fit_power_law(s.x, s.y, options.fit, seed=seed, what=what, blocks=blocks)
+        res.fit = fit_power_law(s.x, s.y, options.fit, seed=seed, what=what, blocks=blocks, floor=floor)
     except FitError as e:
         res.skipped = str(e)
         return res
     fit = res.fit
-    res.seed_spread = seed_spread(s, options.fit)
-    res.determined, res.reasons = determinedness(fit)
+    res.seed_spread = seed_spread(s, options.fit, floor=floor)
+    res.determined, res.reasons = determinedness(fit, known_floor=known_floor)
+    if fit_range["range_sensitive"]:
+        res.determined = False
+        res.reasons.append("range-sensitive: " + range_sentence(fit_range["range_check"])
+                           + ": the intervals do not overlap, and no smaller range can make a law")
     res.observed = observed(s, res.seed_std)
     _compare_gamma(res)
     _oracle_gaps(res)
+    res.planted = planted_vs_fitted(res)
     if res.determined:
         res.efficiency = scaling_efficiency(fit, s, options.saturation_threshold)
         try:
             res.extrapolation = rolling_extrapolation(s.x, s.y, options.fit, seed=seed + [1],
-                                                      blocks=blocks, what=what)
+                                                      blocks=blocks, what=what, floor=floor)
         except FitError as e:
             res.warnings.append(f"no rolling extrapolation check: {e}")
     if fit.n_points < MIN_POINTS_FOR_RELIABLE_CI:
         res.warnings.append(f"only {fit.n_points} runs: the bootstrap interval is unreliable")
     if fit.resampling.kind == "runs" and s.n_intermediate:
         res.warnings.append("one seed, points from one trajectory: the interval is fit noise only")
-    g = (res.gamma_vs_floor or {}).get("gamma_minus_floor")
-    if res.determined and g and g["ci95"] and g["ci95"][1] < 0:
-        res.warnings.append(f"γ's whole interval lies below the Bayes floor {res.floor:.4g}: "
-                            "this law cannot hold far beyond the measured range")
     return res
 
 
@@ -152,7 +161,8 @@ def joint_result(scheme: str, group: dict, runs: list[dict], options: Options) -
     blocks = Series(axis=AXES["data"], metric=options.metric, group=group, runs=runs, x=D, y=y).blocks()
     try:
         res.fit = fit_joint(P, D, y, options.fit, seed=[options.seed, zlib.crc32(key.encode()), 2],
-                            what=f"joint law [{res.label}]", blocks=blocks, skip_bootstrap_at_bound=True)
+                            what=f"joint law [{res.label}]", blocks=blocks, skip_bootstrap_at_bound=True,
+                            floor=res.floor if options.floor_bound else None)
     except FitError as e:
         res.skipped = str(e)
         return res
@@ -177,6 +187,18 @@ def joint_result(scheme: str, group: dict, runs: list[dict], options: Options) -
     return res
 
 
+def _after_transients(group: tuple[str, dict, list[dict]], results: list[SeriesResult]) -> tuple:
+    """A joint group without the data sizes below where its world's data laws start."""
+    scheme, g, runs = group
+    starts = [r.fit_range["x_from"] for r in results if r.series.axis.name == "data" and r.fit_range
+              and r.fit_range["transient_x"] and r.series.group.get("model") == g.get("model")
+              and r.series.group.get("data_id") == g.get("data_id")]
+    if not starts:
+        return group
+    cut = max(starts)
+    return scheme, {**g, "num_train_samples_from": cut}, [r for r in runs if r["num_train_samples"] >= cut]
+
+
 def analyze(table: RunTable, options: Options = Options()) -> Analysis:
     """Everything the report says, computed from the run table (raises only when
     nothing at all can be analysed)."""
@@ -191,22 +213,22 @@ def analyze(table: RunTable, options: Options = Options()) -> Analysis:
         series_list, axis_notes = build_series(points, AXES[axis_name], options.metric)
         notes += axis_notes
         series += series_list
-    groups = list(_joint_groups(points).values()) if options.joint else []
+    # Every series is independent: fit them on the cores available.
+    def series_task(i: int):
+        res = analyze_series(series[i], options)
+        res.series = None  # the parent has it: do not send the runs back
+        return res
 
-    # Every series and joint law is independent: fit them on the cores available.
-    def task(i: int):
-        if i < len(series):
-            res = analyze_series(series[i], options)
-            res.series = None  # the parent has it: do not send the runs back
-            return res
-        return joint_result(*groups[i - len(series)], options)
-
-    sizes = [len(s.runs) for s in series] + [20 * len(g[2]) for g in groups]  # joint laws cost most
-    done = run_jobs(task, len(sizes), options.jobs, order=sorted(range(len(sizes)), key=lambda i: -sizes[i]))
-    results = done[:len(series)]
+    results = run_jobs(series_task, len(series), options.jobs,
+                       order=sorted(range(len(series)), key=lambda i: -len(series[i].runs)))
     for res, s in zip(results, series):
-        res.series = s
-    joint = done[len(series):]
+        res.series = from_x(s, res.fit_range["x_from"]) if res.fit_range else s
+    attach_margins(results)
+
+    # The joint laws leave out the data sizes their world's data law found transient.
+    groups = [_after_transients(g, results) for g in _joint_groups(points).values()] if options.joint else []
+    joint = run_jobs(lambda i: joint_result(*groups[i], options), len(groups), options.jobs,
+                     order=sorted(range(len(groups)), key=lambda i: -len(groups[i][2])))
     plans = [plan_target(r.fit, r.series, t, options.bytes_per_param, floor=r.floor)
              for t in options.targets for r in results if r.determined]
     return Analysis(table=table, options=options, series=results, joint=joint, plans=plans, notes=notes,

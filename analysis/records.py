@@ -51,6 +51,8 @@ def fit_record(r: SeriesResult, options: Options) -> dict[str, Any]:
         "seed_spread": r.seed_spread,
         "efficiency": r.efficiency,
         "extrapolation": r.extrapolation,
+        "fit_range": r.fit_range,
+        "planted": r.planted,
         "warnings": r.warnings,
         "runs": [run.get("run_name") for run in s.runs],
     }

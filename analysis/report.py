@@ -34,9 +34,9 @@ def _side_by_side(a: Analysis) -> list[str]:
             else:
                 c = h.fit.ci95()
                 row += [f"{g(h.fit.beta, 3)} {ci(c['beta'], 3)}", f"{g(h.fit.gamma)} {ci(c['gamma'])}",
-                        f"{vci(h.efficiency['gain_next_10x'], 3)} ({h.efficiency['verdict']})"]
+                        f"{vci(h.efficiency['gain_per_doubling'], 3)} ({h.efficiency['verdict']})"]
         rows.append(row)
-    header = ["axis"] + [f"{study_title(a, m, with_id=False)} {c}" for m in ms for c in ("β", "γ", "next 10× gain")]
+    header = ["axis"] + [f"{study_title(a, m, with_id=False)} {c}" for m in ms for c in ("β", "γ", "gain per doubling")]
     return ["### Side by side: each model on each data world (largest-scale series of each axis)\n",
             table(header, rows), ""]
 
@@ -69,17 +69,26 @@ def _fits_tables(a: Analysis) -> list[str]:
     return lines
 
 
+def _margin_cell(e: dict) -> str:
+    mg = e.get("compute_margin")
+    if not mg:
+        return "–"
+    if not mg["stated"]:
+        return f"not stated: {mg['why_not']}"
+    return f"{vci(mg['gain'], 3)} ({g(mg['x_from'])} → {g(mg['x_to'], 3)})"
+
+
 def _efficiency_table(a: Analysis) -> list[str]:
     rows = []
     for r in a.determined:
         e = r.efficiency
         rows.append([r.series.axis.name, r.series.model, r.series.label, g(e["x_max"]), g(e["ne_at_x_max"]),
-                     vci(e["gain_per_doubling"], 3), vci(e["gain_per_compute_doubling"], 3),
-                     vci(e["gain_next_10x"], 3), vci(e["headroom_to_gamma"], 3), e["verdict"]])
+                     vci(e["gain_per_doubling"], 3), _margin_cell(e), vci(e["headroom_to_gamma"], 3),
+                     vci(e["gain_next_10x"], 3), e["verdict"]])
     if not rows:
         return ["No determined law: no efficiency figures.", ""]
     return [table(["axis", "model", "series", "largest x", "at largest x", "gain per 2× x",
-                   "gain per 2× compute", "gain next 10×", "− γ", "verdict"], rows), ""]
+                   "gain per 2× compute (from → to)", "− γ", "next 10× (an extrapolation)", "verdict"], rows), ""]
 
 
 def _rolling_tables(a: Analysis) -> list[str]:
@@ -88,9 +97,10 @@ def _rolling_tables(a: Analysis) -> list[str]:
         x = r.extrapolation
         if not x:
             continue
+        by = "; ".join(f"{g(b['factor'], 3)}×: {100 * b['mean_relative_error']:+.2g}% / "
+                       f"{100 * b['mean_abs_relative_error']:.2g}%" for b in x["by_factor"])
         rows.append([r.series.axis.name, r.series.label, x["n_predictions"], x["n_outside"],
-                     f"{100 * x['median_abs_relative_error_one_step']:.2g}%",
-                     f"{g(x['max_factor'], 3)}× : {100 * x['relative_error_at_max_factor']:+.2g}%",
+                     f"{100 * x['median_abs_relative_error_one_step']:.2g}%", by,
                      "**FLAGGED**" if x["flagged"] else "ok"])
         for p in x["predictions"]:
             detail.append([r.series.axis.name, r.series.label, g(p["fit_x_max"]), g(p["x"]), g(p["factor"], 3),
@@ -99,7 +109,7 @@ def _rolling_tables(a: Analysis) -> list[str]:
     if not rows:
         return [f"No determined law has enough x values for the check (needs {a.options.fit.min_distinct_x + 1}).", ""]
     return [table(["axis", "series", "predictions", "outside 95%", "median |error| one step",
-                   "farthest factor: error", "check"], rows), "",
+                   "by factor: bias / mean |error|", "check"], rows), "",
             "<details><summary>Every prediction</summary>\n",
             table(["axis", "series", "fitted up to x", "predicted x", "factor", "observed", "predicted [95%]",
                    "relative error", "within"], detail), "\n</details>\n"]
@@ -200,10 +210,14 @@ def render(a: Analysis, figures: list[str]) -> str:
         f"Run directories under {', '.join(f'`{r}`' for r in a.table.roots)}. Metric `{o.metric}`. "
         f"Each law is {o.metric_word}(x) = α·x^−β + γ fitted per series (all other axes fixed), Huber loss "
         f"(δ = {o.fit.huber_delta}) on log {o.metric_word}; 95% intervals from {o.fit.n_bootstrap} bootstrap "
-        f"resamples (seed {o.seed}): {resampling}. A law is stated only when it is *determined*: ≥ "
+        f"resamples (seed {o.seed}; every distinct resample of up to 7 seeds, weighted exactly): {resampling}. A law is stated only when it is *determined*: ≥ "
         f"{MIN_DISTINCT_X_DETERMINED} distinct x, no parameter at a bound, β's interval inside "
-        f"({BETA_DETERMINED[0]}, {BETA_DETERMINED[1]}), γ's not spanning [0, smallest {o.metric_word}], α's not "
-        f"reaching 0, R² ≥ {R2_DETERMINED}. See docs/ANALYSIS.md for the method and how to read this.\n",
+        f"({BETA_DETERMINED[0]}, {BETA_DETERMINED[1]}), γ's not spanning [its lower bound, smallest "
+        f"{o.metric_word}], α's not reaching 0, R² ≥ {R2_DETERMINED}, and stable when its smallest x is left out "
+        f"(leading x values whose removal moves the law beyond its interval are left out as transient). "
+        + ("γ is bounded below by the known Bayes floor (realised labels) where there is one. " if o.floor_bound
+           else "γ is not bounded by a known floor (--no-floor-bound). ")
+        + "See docs/ANALYSIS.md for the method and how to read this.\n",
         table(["state", "runs"], [[k, v] for k, v in sorted(counts.items(), key=lambda kv: kv[0] != Status.COMPLETED)]),
         f"\nOnly completed runs are data points (plus {n_int} intermediate eval points of runs that allow them); "
         "the others are listed under *Excluded runs*.\n",
@@ -212,17 +226,20 @@ def render(a: Analysis, figures: list[str]) -> str:
     lines += conclusions(a)
     lines += _side_by_side(a)
     lines += ["## Fitted laws\n"] + _fits_tables(a)
-    lines += ["## Scaling efficiency at the largest measured scale (determined laws)\n",
-              "Gains are the metric at x_max minus that at k·x_max under the fitted law (positive = better), "
-              "with 95% intervals. 'Per 2× compute' scales x by 2^(1/s), s = d log FLOPs / d log x within the "
-              f"series. Verdict: 'pays' if the whole interval of the next-10× gain exceeds "
+    lines += ["## Scaling efficiency at the margin (determined laws)\n",
+              "Gains are the metric at x minus that at a larger x under the fitted law (positive = better), "
+              "with 95% intervals. 'Per 2× compute' grows x from its start (the data law's model where the "
+              "design allows) to the size at which the model's FLOPs per sample double, by the model's own FLOP "
+              "formula; no such gain is stated past 2× the largest measured x. The next 10× is an extrapolation, "
+              f"kept for reference. Verdict: 'pays' if the whole interval of the gain per doubling exceeds "
               f"{o.saturation_threshold}, 'saturated' if it is below, else 'uncertain'.\n"]
     lines += _efficiency_table(a)
     lines += ["## Rolling extrapolation check (determined laws)\n",
               "Each law refitted on its smallest k x values, for every k, and asked for the mean at every larger x; "
               "relative error = (observed − predicted) / observed against the extrapolation factor (predicted x / "
-              "largest fitted x). Flagged when at least 2 and a quarter of its predictions fall outside their 95% "
-              "interval (prefix bootstrap band widened by the noise of the observed mean).\n"]
+              "largest fitted x). Each interval is that of the error from the same seed resamples as the fit (the "
+              "prefix refitted and the held-out mean taken on the drawn seeds). Flagged when the largest x falls "
+              "outside the interval of any prefix's prediction.\n"]
     lines += _rolling_tables(a)
     lines += ["## Joint law E + A/P^a + B/D^b (per scheme, where the design crosses)\n"] + _joint_tables(a)
     if a.lr_envelope:

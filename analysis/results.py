@@ -25,11 +25,12 @@ class Options:
     fit: FitSettings = FitSettings()
     seed: int = 0  # base seed of every bootstrap (each series derives its own from it)
     targets: tuple[float, ...] = ()  # target metric values to plan for
-    saturation_threshold: float = 0.005  # gain per next 10x below which an axis is saturated
+    saturation_threshold: float = 0.0015  # gain per doubling below which an axis is saturated
     bytes_per_param: float = 4.0  # fp32 embedding tables
     axes: tuple[str, ...] = tuple(AXES)
     joint: bool = True
     intermediate: bool = True  # use intermediate eval points where the runs allow them
+    floor_bound: bool = True  # a known floor (the Bayes floor) bounds every gamma and E below
     jobs: int = 1  # processes for the fits (analysis.parallel); results do not depend on it
 
     @property
@@ -60,6 +61,8 @@ class SeriesResult:
     efficiency: Optional[dict] = None  # determined laws only
     extrapolation: Optional[dict] = None  # rolling check, determined laws only
     warnings: list[str] = field(default_factory=list)
+    fit_range: Optional[dict] = None  # analysis.fitrange: transient x left out, the range check
+    planted: Optional[dict] = None  # analysis.planted: planted, oracle-curve and fitted exponents
 
     @property
     def law(self) -> Optional[PowerLawFit]:

@@ -23,16 +23,21 @@ from analysis.errors import AnalysisInputError
 from analysis.points import add_intermediate_points
 from analysis.values import finite_number
 
-# The Bayes floor that goes with each metric that can be fitted.
-FLOOR_FIELD = {"eval_ne": "bayes_ne", "eval_logloss": "bayes_logloss"}
-# The capacity limit (unlimited data) that goes with each metric; known for NE only.
-ORACLE_FIELD = {"eval_ne": "oracle_ne", "eval_logloss": None}
+# The Bayes floor that goes with each metric that can be fitted: of the eval set's realised
+# labels (the metric is measured on them), not its expectation over labels.
+FLOOR_FIELD = {"eval_ne": "bayes_ne_realised", "eval_logloss": "bayes_logloss_realised"}
+# The capacity limit (unlimited data) that goes with each metric, on the same labels; NE only.
+ORACLE_FIELD = {"eval_ne": "oracle_ne_realised", "eval_logloss": None}
+# A run that records only the expectation over labels falls back to it.
+EXPECTED_FIELD = {"bayes_ne_realised": "bayes_ne", "bayes_logloss_realised": "bayes_logloss",
+                  "oracle_ne_realised": "oracle_ne"}
 # Leading columns of runs.csv, in this order; every other summary field follows, sorted.
 CSV_LEADING_COLUMNS = (
     "run_name", "status", "intermediate", "source_run", "model", "data", "data_id", "seed",
     "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width",
     "mlp_depth", "embedding_lr", "dense_lr", "params_total", "params_embedding", "params_dense",
-    "flops_per_sample", "train_flops", "eval_ne", "eval_logloss", "eval_auc", "bayes_ne", "oracle_ne",
+    "flops_per_sample", "train_flops", "eval_ne", "eval_logloss", "eval_auc", "bayes_ne", "bayes_ne_realised",
+    "oracle_ne", "oracle_ne_realised",
 )
 # Summary fields copied into an exclusion row, so that a reader sees which point it was.
 _EXCLUDED_KEYS = ("model", "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width",
@@ -69,19 +74,37 @@ class RunTable:
 
 
 def find_run_dirs(root: Path) -> list[Path]:
-    """Every directory under `root` (itself included) holding a run marker, sorted.
+    """Every directory under `root` (itself included) holding a run marker, sorted."""
+    return scan(root)[0]
+
+
+def _holds_runs(path: Path) -> bool:
+    """A run marker in `path` or in one of its subdirectories (a run dir or a sweep root)."""
+    try:
+        dirs = [path] + [p for p in path.iterdir() if p.is_dir()]
+    except OSError:
+        return False
+    return any((d / m).exists() for d in dirs for m in rundir.RUN_MARKERS)
+
+
+def scan(root: Path) -> tuple[list[Path], list[Path]]:
+    """(run dirs, symbolic links to run dirs or sweep roots) under `root`, each sorted.
 
     Hidden directories (`.hydra`, `.git`) are not searched, nor a run's checkpoint
     folders (a checkpoint may hold a copy of the config).  A directory whose only marker
-    is a config file but that has run dirs below it is a sweep root, not a run.
+    is a config file but that has run dirs below it is a sweep root, not a run.  Links are
+    not followed (one can loop, or reach a run twice); the caller lists them.
     """
     found: list[Path] = []
+    links: list[Path] = []
     for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
         is_run = any(m in filenames for m in rundir.RUN_MARKERS)
         dirnames[:] = sorted(
             d for d in dirnames
             if not d.startswith(".") and not (is_run and d.startswith(rundir.CHECKPOINT_DIR))
         )
+        links += [Path(dirpath) / d for d in dirnames
+                  if os.path.islink(os.path.join(dirpath, d)) and _holds_runs(Path(dirpath) / d)]
         if is_run:
             found.append(Path(dirpath))
     found_set = set(found)
@@ -90,7 +113,17 @@ def find_run_dirs(root: Path) -> list[Path]:
         only_config = not (p / rundir.SUMMARY_FILE).exists() and not (p / rundir.METRICS_FILE).exists()
         return only_config and any(q != p and p in q.parents for q in found_set)
 
-    return sorted(p for p in found if not is_container(p))
+    return sorted(p for p in found if not is_container(p)), sorted(links)
+
+
+def link_exclusion(link: Path, analysed: set[str]) -> dict[str, Any]:
+    """The excluded.csv row of a symbolic link: where it points, and whether that is analysed."""
+    target = os.path.realpath(link)
+    inside = any(p == target or p.startswith(target + os.sep) for p in analysed)
+    fix = ("its target is analysed here" if inside
+           else "pass its target as a SWEEP_DIR to analyse it")
+    return {"run_dir": str(link), "run_name": link.name, "state": "symlink",
+            "reason": f"a symbolic link to {target}, not followed (a link can loop or reach a run twice): {fix}"}
 
 
 def last_progress(run_dir: Path) -> dict[str, Any]:
@@ -202,7 +235,8 @@ def load_run(run_dir: Path, root: Path, metric: str) -> tuple[Optional[dict], Op
     # A floor (or oracle) that is not a finite number is unknown, as for real data.
     for known in (FLOOR_FIELD.get(metric), ORACLE_FIELD.get(metric)):
         if known is not None:
-            record[known] = finite_number(summary.get(known))
+            value = summary.get(known, summary.get(EXPECTED_FIELD[known]))
+            record[known] = finite_number(value)
     return record, None
 
 
@@ -214,13 +248,14 @@ def load_runs(roots: list[str | Path], metric: str = "eval_ne", intermediate: bo
         raise AnalysisInputError(f"unknown metric {metric!r}; one of {sorted(FLOOR_FIELD)}")
     table = RunTable(roots=[str(r) for r in roots], metric=metric)
     seen: set[str] = set()
+    linked: list[Path] = []
     for root in map(Path, roots):
         if not root.exists():
             raise AnalysisInputError(f"{root}: no such directory")
         if not root.is_dir():
             raise AnalysisInputError(f"{root}: not a directory")
-        run_dirs = find_run_dirs(root)
-        if not run_dirs:
+        run_dirs, links = scan(root)
+        if not run_dirs and not links:
             markers = rundir.RUN_MARKERS
             raise AnalysisInputError(
                 f"{root}: no run directories found (a run dir holds "
@@ -236,6 +271,8 @@ def load_runs(roots: list[str | Path], metric: str = "eval_ne", intermediate: bo
                 table.points.append(record)
             else:
                 table.excluded.append(exclusion)
+        linked += links
+    table.excluded += [link_exclusion(link, seen) for link in sorted(set(linked))]
     if intermediate:
         add_intermediate_points(table)
     return table

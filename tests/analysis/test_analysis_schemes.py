@@ -157,7 +157,7 @@ def test_the_oracle_curve_and_the_floor_are_compared(v2_demo):
             assert gap["ci95"][0] <= 0.005 and gap["ci95"][1] >= -0.005  # gamma is the capacity limit
             assert f["gamma_vs_floor"]["gamma_minus_floor"]["value"] > 0
     report = (v2_demo / "report.md").read_text()
-    assert "against the oracle curve" in report and "capacity limit (oracle)" in report
+    assert "against the oracle curve" in report and "capacity limit (oracle, an approximation)" in report
     assert "Between-seed spread at the largest point" in report
 
 
@@ -184,21 +184,26 @@ def test_a_joint_law_states_no_split_unless_determined_and_flags_extrapolations(
             assert "an extrapolation" in line and "not a conclusion" in line
 
 
-def test_a_scheme_too_cheap_in_flops_is_ranked_against_data_by_its_whole_headroom():
-    """A per-compute-doubling figure needs >10x of a FLOP-cheap scheme (bottom width: d log
-    FLOPs / d log x ~ 0.03); what any amount of it can buy is at most NE(x_max) - gamma."""
+def test_a_scheme_whose_compute_doubling_is_past_the_range_is_ranked_by_its_whole_headroom():
+    """No gain is stated past 2x the largest measured size (a FLOP-cheap bottom MLP needs >10x
+    of it for one compute doubling); what any amount of it can buy is at most NE(x) - gamma."""
     from types import SimpleNamespace
 
-    from analysis.conclusions import _headroom_ranking
+    from analysis.conclusions import _rank
 
-    def scheme(lo, hi):
-        return SimpleNamespace(efficiency={"headroom_to_gamma": {"value": (lo + hi) / 2, "ci95": [lo, hi]}})
+    def scheme(lo, hi, stated=False):
+        margin = {"stated": stated, "gain": {"value": (lo + hi) / 2, "ci95": [lo, hi]} if stated else None,
+                  "headroom": {"value": (lo + hi) / 2, "ci95": [lo, hi]}}
+        return SimpleNamespace(efficiency={"compute_margin": margin}, determined=True,
+                               series=SimpleNamespace(axis=SimpleNamespace(name="dense_arch_width"), group={}))
 
-    data = SimpleNamespace(efficiency={"gain_per_compute_doubling": {"value": 0.013, "ci95": [0.009, 0.02]}})
-    assert "less than data buys per compute doubling" in _headroom_ranking(scheme(0.002, 0.008), data)
-    overlap = _headroom_ranking(scheme(0.002, 0.0095), data)
-    assert "intervals overlap: no ranking" in overlap and "less than data" not in overlap
-    assert _headroom_ranking(scheme(0.002, 0.008), None).endswith("[0.002, 0.008].")
+    data = SimpleNamespace(efficiency={"compute_margin": {"stated": True, "gain": {"value": 0.013, "ci95": [0.009, 0.02]}}},
+                           determined=True)
+    assert "data buys more than bottom mlp width's whole headroom" in _rank(data, scheme(0.002, 0.008))
+    overlap = _rank(data, scheme(0.002, 0.0095))
+    assert "intervals overlap: no ranking" in overlap and "buys more" not in overlap
+    assert "bottom mlp width buys more than data" in _rank(data, scheme(0.025, 0.03, stated=True))
+    assert "buys more" not in _rank(data, scheme(0.025, 0.03))  # a headroom never outranks data
 
 
 def test_a_flat_oracle_curve_is_drawn_as_that_axis_answer():
