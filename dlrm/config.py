@@ -190,7 +190,7 @@ def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> Optional[int]
 def _non_negative_int(cfg: Any, key: str) -> int:
     value = _get(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
-        raise ConfigError(f"{key} must be an integer >= 0, got {value!r}")
+        raise ConfigError(f"{key} must be an integer >= 0, got {value!r}: set {key}=N with N >= 0")
     return value
 
 
@@ -272,6 +272,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
                 "trainer.eval_log_spaced_from",
                 "trainer.checkpoint_every_samples", "trainer.num_threads"):
         _positive_int(cfg, key, allow_none=True)
+    _non_negative_int(cfg, "seed")  # seeds are 0, 1, 2, ...: each moves the run's stream by a whole slice
     _non_negative_int(cfg, "trainer.lr_warmup_samples")
     _non_negative_int(cfg, "trainer.prefetch_batches")
     for key in ("trainer.embedding_lr", "trainer.dense_lr"):

@@ -11,7 +11,7 @@ from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
 from dlrm.config import GROUP_SCHEMAS, Config
-from runner import naming
+from runner import naming, runs_root
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 _registered = False
@@ -31,7 +31,7 @@ def register() -> None:
     if not OmegaConf.has_resolver("run_name"):
         OmegaConf.register_new_resolver("run_name", naming.run_name)
     if not OmegaConf.has_resolver("inside_root"):
-        OmegaConf.register_new_resolver("inside_root", naming.inside_root)
+        OmegaConf.register_new_resolver("inside_root", runs_root.inside_root)
     if not OmegaConf.has_resolver("rank_suffix"):  # ranks of one run log to files of their own
         OmegaConf.register_new_resolver("rank_suffix", _rank_suffix)
     if not OmegaConf.has_resolver("result_neutral_override_keys"):

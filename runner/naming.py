@@ -60,16 +60,6 @@ def run_name(override_dirname: str) -> str:
     return name
 
 
-def inside_root(path: str) -> str:
-    """`out_root` and `sweep_name` as given, refused when a `..` would lead out of the root:
-    `sweep_name=../../x` must not write a sibling of the runs root."""
-    parts = str(path).replace("\\", "/").split("/")
-    if ".." in parts or not str(path).strip():
-        raise ValueError(f"{path!r} leaves the runs root (a '..' component or an empty name): give "
-                         f"out_root an absolute or plain relative path and sweep_name a plain name")
-    return str(path)
-
-
 def override_exclude_keys() -> list[str]:
     """Hydra's `override_dirname.exclude_keys`: the result-neutral keys as overrides name them.
 

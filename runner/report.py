@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 
 import rundir
 from rundir import Status
+from runner.runs_root import RunsRootRefused
 
 log = logging.getLogger("dlrm.sweep")
 SWEEP_PLAN_FILE = ".sweep.json"  # in the sweep root: {"runs": [run dir names, in launch order]}
@@ -106,7 +107,10 @@ class SweepReport(Callback):
         self.run_dirs: list[Path] = []
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        root = Path(config.hydra.sweep.dir)
+        try:
+            root = Path(config.hydra.sweep.dir)
+        except RunsRootRefused:  # the sweeper resolves it next and reports the refusal, once
+            return
         try:
             self.run_dirs = expected_run_dirs(config)
         except Exception as e:  # a custom sweeper: fall back to scanning at the end

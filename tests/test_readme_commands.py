@@ -49,8 +49,8 @@ def test_every_training_command_composes_as_written_and_cpu_ones_validate(comman
     from dlrm.config import validate
 
     args = [a for a in shlex.split(command)[3:] if a not in ("-m", "--cfg", "job")]
-    # A multirun's comma lists: every point of the product composes.
-    choices = [[a] if "," not in a or "[" in a else [f"{a.split('=')[0]}={v}" for v in a.split("=", 1)[1].split(",")]
+    # A multirun's comma lists: every point of the product composes (a quoted value is one value).
+    choices = [[a] if "," not in a or "[" in a or '"' in a else [f"{a.split('=')[0]}={v}" for v in a.split("=", 1)[1].split(",")]
                for a in args]
     for point in itertools.product(*choices):
         cfg = compose(list(point), with_hydra=True)
