@@ -114,13 +114,22 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
 
 
 # The parameter count P of the joint law within each scheme: the parameters the scheme
-# scales (a constant embedding part would be an offset no A/P^a can follow).
+# scales (a constant embedding part would be an offset no A/P^a can follow).  Runs that name
+# no scheme (imported from another tool, or version-1 summaries with counts only) form one
+# design per model and data: P = params_total.
 JOINT_P_FIELD = {"embedding_dim": "params_total", "dense_arch_width": "params_dense",
-                 "over_arch_width": "params_dense", "mlp_width": "params_dense"}
+                 "over_arch_width": "params_dense", "mlp_width": "params_dense", "params": "params_total"}
+_COUNTS_ONLY_FIELDS = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
+                       "lr_warmup_samples", "lr_schedule")
+
+
+def _counts_only(r: dict) -> bool:
+    return all(r.get(f) is None for f in SCHEMES) and positive(r.get("params_total")) is not None
 
 
 def _joint_groups(points: list[dict]) -> dict[tuple, tuple[str, dict, list[dict]]]:
-    """Per scaling scheme: the points that share everything but that scheme's x and N."""
+    """Per scaling scheme: the points that share everything but that scheme's x and N; and
+    per model and data, the points that give only a parameter count and N."""
     out: dict[tuple, tuple[str, dict, list[dict]]] = {}
     for scheme in SCHEMES:
         fields = tuple(f for f in AXES[scheme].group_fields if f != "num_train_samples")
@@ -136,6 +145,14 @@ def _joint_groups(points: list[dict]) -> dict[tuple, tuple[str, dict, list[dict]
             group.update({f: runs[0].get(f) for f in ("embedding_dim", "dense_arch_width", "over_arch_width")
                           if f != scheme and f in fields and runs[0].get(f) is not None})
             out[(scheme, key)] = (scheme, group, runs)
+    counts: dict[tuple, list[dict]] = defaultdict(list)
+    for r in points:
+        if _counts_only(r) and positive(r.get("num_train_samples")):
+            counts[tuple(freeze(r.get(f)) for f in _COUNTS_ONLY_FIELDS)].append(r)
+    for key, runs in counts.items():
+        if len({r["params_total"] for r in runs}) >= 2:
+            out[("params", key)] = ("params", {"scheme": "params", "model": runs[0].get("model"),
+                                               "data_id": runs[0].get("data_id")}, runs)
     return out
 
 
