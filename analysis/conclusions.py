@@ -14,6 +14,7 @@ from analysis.checks import data_cannot_fix, planted_table, rolling_line
 from analysis.determined import observed_sentence
 from analysis.fitrange import range_sentence
 from analysis.fmt import ci, g, vci
+from analysis.margin import center
 from analysis.results import Analysis, SeriesResult, headline
 from analysis.series import AXES, SCHEMES
 
@@ -65,7 +66,11 @@ def heads_of(a: Analysis, study: Study) -> list[SeriesResult]:
     heads = []
     for ax in AXES:
         rs = by.get(ax, [])
-        if AXES[ax].is_param_count:
+        if ax == "data":  # the law the compute margins start from (analysis.margin)
+            h = center(rs, [r for r in a.series if of_study(r.series.group, study)]) if rs else None
+            if h is not None:
+                heads.append(h)
+        elif AXES[ax].is_param_count:
             for scheme in SCHEMES:
                 h = headline([r for r in rs if r.series.group.get("scheme") == scheme])
                 if h is not None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import Any, Optional
 
 from analysis.efficiency import compute_margin
+from analysis.results import headline
 from analysis.series import SCHEMES, short_value
 
 # Fields of a scheme series' group that a data series' group must match (besides the
@@ -48,10 +49,29 @@ def _model_words(group: dict, n: float) -> str:
     return f"the data law's model ({', '.join(parts)}, N={short_value(n)})"
 
 
+def center(data_results: list, results: list):
+    """Of a study's data laws, the one at the centre of the design: the model the most scheme
+    series pass through (a star design's base), then the headline's order (most seeds, ...)."""
+    laws = [d for d in data_results if d.determined]
+    if not laws:
+        return headline(data_results)
+    schemes = [r for r in results if r.determined and r.series.axis.name in SCHEMES]
+    best = max(sum(_passes_through(r, d) is not None for r in schemes) for d in laws)
+    return headline([d for d in laws if sum(_passes_through(r, d) is not None for r in schemes) == best])
+
+
+def _study(r) -> tuple:
+    return r.series.group.get("model"), r.series.group.get("data_id")
+
+
 def attach_margins(results: list) -> None:
-    """Each determined series' `efficiency["compute_margin"]`: from the data law's model where
-    its design allows, else from the series' own largest size."""
-    data = [r for r in results if r.determined and r.series.axis.name == "data"]
+    """Each determined series' `efficiency["compute_margin"]`: from its study's central data
+    law's model where its design allows, else from the series' own largest size."""
+    by_study: dict[tuple, list] = {}
+    for r in results:
+        if r.series.axis.name == "data":
+            by_study.setdefault(_study(r), []).append(r)
+    centres = {k: center(v, results) for k, v in by_study.items()}
     for r in results:
         if not r.determined:
             continue
@@ -60,9 +80,9 @@ def attach_margins(results: list) -> None:
             start = _model_words(r.series.group, r.fit.x_max) if axis == "data" else "the largest measured budget"
             r.efficiency["compute_margin"] = compute_margin(r.fit, r.series, r.fit.x_max, start)
         elif axis in SCHEMES:
-            match = [(d, x0) for d in data for x0 in [_passes_through(r, d)] if x0 is not None]
-            if match:
-                d, x0 = match[0]
+            d = centres.get(_study(r))
+            x0 = _passes_through(r, d) if d is not None and d.determined else None
+            if x0 is not None:
                 r.efficiency["compute_margin"] = compute_margin(r.fit, r.series, x0,
                                                                 _model_words(d.series.group, d.fit.x_max))
             else:

@@ -267,6 +267,7 @@ def v2_summary(world: SchemeWorld, config: Config, n: int, seed: int, *, ne: flo
         "train_loss_last": ne * BASE_RATE_ENTROPY * 1.01,
         "bayes_ne": world.bayes_ne, "bayes_logloss": world.bayes_ne * BASE_RATE_ENTROPY,
         "oracle_ne": oracle,
+        "planted_exponents": {k: v for k, v in world.planted().items() if k != "data"},
         "world_size": 1, "sharding_type": "table_wise", "sharding_types_used": ["table_wise"],
         "tables_per_rank": [NUM_SPARSE_FEATURES], "steps": max(1, n // 512),
         "wall_seconds": n / throughput + 2.0, "setup_seconds": 2.0, "train_seconds": n / throughput,
