@@ -15,6 +15,9 @@ SUMMARY_FILE = "summary.json"  # written last and atomically: its status says ho
 ENV_FILE = "env.json"  # versions, git commit, device, world size, host
 CHECKPOINT_DIR = "checkpoint"  # what a restart needs; removed once the summary says completed
 LOCK_FILE = ".lock"  # held by the one process that trains the run dir
+# The data a run trains on ({"data": name, "data_id": ...}), written with config.yaml: a
+# relaunch on other data (another data.path) is refused, never resumed or skipped.
+DATA_FILE = "data.json"
 # A directory holding any of these is a run dir (a sweep root holds only run dirs).
 RUN_MARKERS = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 
@@ -24,7 +27,7 @@ RUNDIR_VERSION = 2
 
 
 class Status(str, Enum):
-    """How a job ended.  The first four are written to summary.json; the last three are
+    """How a job ended.  The first four are written to summary.json; the last four are
     the launcher's own outcomes for a job it did not train, and are never written."""
 
     COMPLETED = "completed"  # a data point
@@ -33,7 +36,8 @@ class Status(str, Enum):
     INTERRUPTED = "interrupted"  # preempted: checkpointed, to be resumed by a relaunch
     SKIPPED = "skipped"  # completed before with the same config: nothing to do
     LOCKED = "locked"  # another process is training this run dir right now
-    CONFLICT = "conflict"  # the run dir holds a run of another config: left untouched
+    CONFLICT = "conflict"  # the run dir holds a run of another config or other data: left untouched
+    REFUSED = "refused"  # this job's config is invalid and the run dir holds a run: left untouched
 
     def __str__(self) -> str:
         return self.value
@@ -43,11 +47,12 @@ class Status(str, Enum):
 
 # Written into summary.json; the others are the launcher's outcomes only.
 SUMMARY_STATUSES = (Status.COMPLETED, Status.FAILED, Status.DIVERGED, Status.INTERRUPTED)
-LAUNCHER_OUTCOMES = (Status.SKIPPED, Status.LOCKED, Status.CONFLICT)
+LAUNCHER_OUTCOMES = (Status.SKIPPED, Status.LOCKED, Status.CONFLICT, Status.REFUSED)
 # A relaunch retries these only when asked (retry_failed=true).
 FAILED_STATUSES = (Status.FAILED, Status.DIVERGED)
 # A sweep whose jobs end in one of these did not do all its work: it exits non-zero.
-NOT_DONE_STATUSES = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED, Status.LOCKED, Status.CONFLICT)
+NOT_DONE_STATUSES = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED, Status.LOCKED, Status.CONFLICT,
+                     Status.REFUSED)
 
 # ----------------------------------------------------------------------- summary.json
 # Every field a completed run's summary holds, with its meaning.  docs/RUNDIR.md lists the

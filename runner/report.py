@@ -3,14 +3,17 @@
 on_multirun_start expands the sweep exactly as Hydra's basic sweeper will, and writes the
 plan (`.sweep.json`: every run dir in launch order) into the sweep root, where each job
 -- in this process, under submitit or on a cluster node -- finds its `[k/total]`.
-on_job_end records each job's outcome (the task's return value); on_multirun_end reads
-every planned run's summary.json, prints one row per run, and the outcomes decide the
-exit code: non-zero if any run of this sweep failed, diverged or did not finish.
+on_job_end records each job's outcome (the task's return value); on_multirun_end waits for
+the runs another launcher is training, reads every planned run's summary.json, prints one
+row per run, and the outcomes decide the exit code: non-zero if any run of this sweep
+failed, diverged, did not finish or was refused.
 """
 from __future__ import annotations
 
 import json
 import logging
+import os
+import time
 from pathlib import Path
 from typing import Any, Optional
 
@@ -32,7 +35,10 @@ class Outcomes:
         self.by_run: dict[str, Optional[str]] = {}
 
     def record(self, run_dir: Path | str, status: Optional[str]) -> None:
-        self.by_run[str(run_dir)] = None if status is None else str(status)
+        self.by_run[os.path.abspath(run_dir)] = None if status is None else str(status)
+
+    def get(self, run_dir: Path | str) -> Optional[str]:
+        return self.by_run.get(os.path.abspath(run_dir))
 
     def exit_code(self) -> int:
         not_done = {str(s) for s in rundir.NOT_DONE_STATUSES}
@@ -82,8 +88,31 @@ def progress_label(run_dir: Path) -> str:
         return run_dir.name
 
 
-def _row(run_dir: Path) -> dict:
+def _row(run_dir: Path, outcome: Optional[str] = None) -> dict:
+    """The run's summary; a job refused here (conflict, refused) shows that, not the summary
+    of the other run the directory holds."""
+    if outcome in (Status.CONFLICT, Status.REFUSED):
+        return {"run": run_dir.name, "status": outcome}
     return {"run": run_dir.name, **(rundir.read_summary(run_dir) or {"status": None})}
+
+
+def await_final_state(run_dir: Path, poll_seconds: float = 2.0) -> None:
+    """Block while another process trains the run (holds its lock): what that process leaves
+    is the run's final state, which the closing table reports."""
+    from runner.lock import RunLock, RunLocked
+
+    said = False
+    while True:
+        try:
+            with RunLock(run_dir):
+                return
+        except RunLocked:
+            if not said:
+                log.info("%s is being trained by another process: waiting for its final state", run_dir)
+                said = True
+            time.sleep(poll_seconds)
+        except OSError:  # the run dir is gone: nothing to wait for
+            return
 
 
 def format_table(rows: list[dict]) -> str:
@@ -128,16 +157,19 @@ class SweepReport(Callback):
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         root = Path(config.hydra.sweep.dir)
         dirs = self.run_dirs or sorted(p.parent for p in root.glob(f"*/{rundir.CONFIG_FILE}"))
-        rows = [_row(d) for d in dirs]
+        for d in dirs:
+            if OUTCOMES.get(d) == Status.LOCKED:  # another launcher's: its outcome is its summary
+                await_final_state(d)
+                OUTCOMES.record(d, None)
+        rows = [_row(d, OUTCOMES.get(d)) for d in dirs]
         counts: dict[str, int] = {}
         for r in rows:
             counts[r.get("status") or "unfinished"] = counts.get(r.get("status") or "unfinished", 0) + 1
         print("\n" + format_table(rows))
         print(f"\nsweep {root}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), flush=True)
-        # A job that ran elsewhere (submitit, a cluster node) counts by its summary; a job this
-        # process did not train (skipped, locked, conflict) keeps that outcome.
+        # A job that ran elsewhere (submitit, a cluster node, another launcher) counts by its
+        # summary; a job this process refused to train (skipped, conflict, refused) keeps that outcome.
         launcher_only = {s.value for s in rundir.LAUNCHER_OUTCOMES}
-        for r in rows:
-            key = str(root / r["run"])
-            if OUTCOMES.by_run.get(key) not in launcher_only:
-                OUTCOMES.record(key, r.get("status"))
+        for d, r in zip(dirs, rows):
+            if OUTCOMES.get(d) not in launcher_only:
+                OUTCOMES.record(d, r.get("status"))
