@@ -51,6 +51,7 @@ class SyntheticDataConfig:
     eval_offset: int = MISSING  # first global sample index of the eval slice
     world_seed: int = MISSING  # the world itself; a run's `seed` moves only init and its data stream
     num_dense_features: int = MISSING
+    num_sparse_features: int = MISSING  # the world's sparse features: data.cardinalities gives one entry each
     cardinalities: List[int] = MISSING  # ids per sparse feature
     zipf_exponent: float = MISSING  # long tail: P(id = k) ~ (k + 1)^-s
     uniform_features: List[int] = MISSING  # features with uniform ids: capacity, not the tail, limits them
@@ -217,21 +218,50 @@ def _check_arch(cfg: Any) -> None:
     if m.dense_arch_output not in DENSE_ARCH_OUTPUTS:
         raise ConfigError(f"model.dense_arch_output={m.dense_arch_output!r} is not one of {DENSE_ARCH_OUTPUTS}: "
                           f"relu is TorchRec's DenseArch (every layer ReLU'd), linear leaves its output layer linear")
-    dense = m.get("dense_arch_layer_sizes")
-    if dense is not None:
-        if len(dense) == 0 or any(not isinstance(x, int) or x <= 0 for x in dense):
-            raise ConfigError(f"model.dense_arch_layer_sizes must be a non-empty list of positive ints, got {list(dense)}")
-        if dense[-1] != m.embedding_dim:
-            why = ("the dot interaction needs the dense arch's last layer to equal the embedding dim"
-                   if m.name == "dlrm" else
-                   "DCN stacks the dense output with the embeddings, so they must be equally wide")
-            raise ConfigError(
-                f"model.dense_arch_layer_sizes ends in {dense[-1]} but model.embedding_dim is {m.embedding_dim}: "
-                f"{why}. Set its last entry to {m.embedding_dim} (or null to derive it)."
-            )
-    over = m.get("over_arch_layer_sizes")
-    if over is not None and (len(over) == 0 or over[-1] != 1):
-        raise ConfigError(f"model.over_arch_layer_sizes must end in 1 (one logit), got {list(over)}")
+    dense = _layer_list(m, "dense_arch_layer_sizes", "dense_arch_width")
+    if dense is not None and dense[-1] != m.embedding_dim:
+        why = ("the dot interaction needs the dense arch's last layer to equal the embedding dim"
+               if m.name == "dlrm" else
+               "DCN stacks the dense output with the embeddings, so they must be equally wide")
+        raise ConfigError(
+            f"model.dense_arch_layer_sizes ends in {dense[-1]} but model.embedding_dim is {m.embedding_dim}: "
+            f"{why}. Set its last entry to {m.embedding_dim} (or null to derive it)."
+        )
+    over = _layer_list(m, "over_arch_layer_sizes", "over_arch_width")
+    if over is not None and over[-1] != 1:
+        raise ConfigError(f"model.over_arch_layer_sizes must end in 1 (one logit), got {over}")
+
+
+def _layer_list(m: Any, key: str, width_key: str) -> Optional[list]:
+    """An explicit layer list (it overrides the derived arch): every entry a positive int, and
+    no width of the same arch that says otherwise (the run's name and record would lie)."""
+    layers = m.get(key)
+    if layers is None:
+        return None
+    layers = list(layers)
+    if not layers or any(isinstance(x, bool) or not isinstance(x, int) or x <= 0 for x in layers):
+        raise ConfigError(f"model.{key} must be a non-empty list of positive ints, got {layers}: every layer "
+                          f"needs at least one unit (or set it to null to derive the arch)")
+    width = m.get(width_key)
+    if width is not None and any(x != width for x in layers[:-1]):
+        raise ConfigError(f"model.{key}={layers} and model.{width_key}={width} disagree: the list is the arch "
+                          f"that is built; set model.{width_key}=null, or drop the list")
+    return layers
+
+
+def _check_cardinalities(cfg: Any) -> None:
+    """One cardinality per sparse feature of the planted world: a list of another length is
+    another world (every feature's bias share moves), not these features' table sizes.
+    Criteo has no such key: its preprocessed files fix its features."""
+    if "num_sparse_features" not in cfg.data:
+        return
+    n = _positive_int(cfg, "data.num_sparse_features")
+    given = len(cfg.data.cardinalities)
+    if given != n:
+        raise ConfigError(
+            f"data.cardinalities has {given} entries but the world has data.num_sparse_features={n} sparse "
+            f"features: give one cardinality per feature ({n} entries), or set data.num_sparse_features={given} "
+            f"as well to plant a world of {given} features")
 
 
 def _check_sizes(cfg: Any, world_size: int) -> None:
@@ -305,4 +335,5 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
         )
     _check_arch(cfg)
     _check_sizes(cfg, world_size)
+    _check_cardinalities(cfg)
     DATA_SOURCES[cfg.data.name].validate(cfg.data, int(cfg.seed))

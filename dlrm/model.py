@@ -94,6 +94,13 @@ def hidden_width(layer_sizes: Sequence[int]) -> Optional[int]:
     return max(hidden) if hidden else None
 
 
+def arch_depth(shape: ModelShape) -> Optional[int]:
+    """Layers per MLP as built (explicit layer lists included), when both arches have as many;
+    None when they differ."""
+    dense, over = len(shape.dense_arch_layer_sizes), len(shape.over_arch_layer_sizes)
+    return dense if dense == over else None
+
+
 def _mlp_params(n_in: int, sizes: Sequence[int]) -> int:
     total = 0
     for n_out in sizes:

@@ -6,7 +6,7 @@ from typing import Any
 
 import rundir
 from dlrm.data.teacher import StudentSize
-from dlrm.model import flops_per_sample, hidden_width, param_counts
+from dlrm.model import arch_depth, flops_per_sample, hidden_width, param_counts
 from dlrm.schedule import LR_SCHEDULE, LR_SCHEDULE_DEPENDS_ON_N
 from dlrm.sharding import sharding_types_used, tables_per_rank
 
@@ -29,7 +29,7 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
         "dense_arch_width": dense_width,
         "over_arch_width": over_width,
         "mlp_width": dense_width if dense_width == over_width else None,
-        "mlp_depth": int(cfg.model.mlp_depth),
+        "mlp_depth": arch_depth(shape),  # the layers built, not the config's depth an explicit list overrides
         "dense_arch_output": shape.dense_arch_output,
         "data": cfg.data.name,
         "data_id": getattr(source, "data_id", None),

@@ -73,3 +73,64 @@ def test_the_readme_quotes_a_run_name_in_hydra_run_dir_so_that_it_is_that_runs_d
 
     with pytest.raises(OverrideParseException):  # why the quotes are needed
         compose(others + [run_dir_arg.replace('"', "")], with_hydra=True)
+
+
+# --- explicit layer lists -----------------------------------------------------------------------
+
+@pytest.mark.parametrize("override,message", [
+    ("model.over_arch_layer_sizes=[0,1]", "model.over_arch_layer_sizes must be a non-empty list of positive ints, "
+                                          "got [0, 1]"),
+    ("model.over_arch_layer_sizes=[32,-3,1]", "model.over_arch_layer_sizes must be a non-empty list of positive"),
+    ("model.over_arch_layer_sizes=[]", "model.over_arch_layer_sizes must be a non-empty list of positive"),
+    ("model.dense_arch_layer_sizes=[]", "model.dense_arch_layer_sizes must be a non-empty list of positive"),
+    ("model.dense_arch_layer_sizes=[64,0,16]", "model.dense_arch_layer_sizes must be a non-empty list of positive"),
+    ("model.over_arch_layer_sizes=[64,1]", "model.over_arch_layer_sizes=[64, 1] and model.over_arch_width=32 "
+                                           "disagree: the list is the arch that is built"),
+])
+def test_every_explicit_layer_list_is_validated(override, message):
+    extra = ["model.over_arch_width=32"] if "disagree" in message else []
+    with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        validate(compose([override, *extra]), 1, "cpu")
+
+
+def test_the_summary_records_the_layers_built_not_the_configs_depth(tmp_path):
+    """Explicit lists of three layers each: the run's record says depth 3 (the config's
+    mlp_depth, 2, is what the lists override)."""
+    from harness import run_job
+
+    s = run_job(["data.num_train_samples=1024", "model.dense_arch_layer_sizes=[8,8,16]",
+                 "model.over_arch_layer_sizes=[8,8,1]"], tmp_path / "run")["summary"]
+    assert s["status"] == "completed"
+    assert (s["mlp_depth"], s["dense_arch_width"], s["over_arch_width"], s["mlp_width"]) == (3, 8, 8, 8)
+    assert s["over_arch_layer_sizes"] == [8, 8, 1]
+
+
+def test_the_oracle_follows_an_explicit_top_layer_list(tmp_path):
+    """On the top's world the oracle depends on the top width: an explicit [8, 1] is width 8."""
+    from harness import run_job
+
+    def oracle(*overrides: str) -> float:
+        run = run_job(["data=synthetic_top", "data.num_train_samples=1024", *overrides], tmp_path / "_".join(overrides))
+        return run["summary"]["oracle_ne"]
+
+    listed = oracle("model.over_arch_layer_sizes=[8,1]")
+    assert listed == oracle("model.over_arch_width=8")
+    assert listed > oracle("model.over_arch_width=64")
+
+
+# --- the world's cardinalities ------------------------------------------------------------------
+
+@pytest.mark.parametrize("data", ["synthetic", "synthetic_top", "synthetic_saturating"])
+@pytest.mark.parametrize("delta", [1, -1])
+def test_cardinalities_of_another_length_than_the_worlds_features_are_refused(data, delta):
+    n = len(compose([f"data={data}"]).data.cardinalities)  # the world's own features
+    cards = ",".join(["10"] * (n + delta))
+    with pytest.raises(ConfigError, match=rf"^data\.cardinalities has {n + delta} entries but the world has "
+                                          rf"data\.num_sparse_features={n} sparse features: give one cardinality "
+                                          rf"per feature \({n} entries\)"):
+        validate(compose([f"data={data}", f"data.cardinalities=[{cards}]"]), 1, "cpu")
+
+
+def test_a_world_of_another_size_is_planted_when_both_keys_say_so():
+    cards = ",".join(["10"] * 27)
+    validate(compose([f"data.cardinalities=[{cards}]", "data.num_sparse_features=27"]), 1, "cpu")
