@@ -35,8 +35,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0, help="base seed of the bootstrap (default 0)")
     p.add_argument("--huber-delta", type=float, default=0.01,
                    help="log-space residual where the Huber loss turns linear (default 0.01)")
-    p.add_argument("--saturation-threshold", type=float, default=0.005, metavar="NE",
-                   help="NE gain of the next 10x below which an axis counts as saturated (default 0.005)")
+    p.add_argument("--saturation-threshold", type=float, default=0.0015, metavar="NE",
+                   help="NE gain per doubling (at the largest x) below which an axis counts as saturated "
+                        "(default 0.0015, i.e. 0.005 per decade)")
     p.add_argument("--min-points", type=int, default=4, metavar="K",
                    help="distinct x values a series needs to be fitted (default 4, at least 4)")
     p.add_argument("--bytes-per-param", type=float, default=4.0,
@@ -49,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-intermediate", action="store_true",
                    help="use final evals only, not the intermediate evals of runs that allow them")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--no-floor-bound", action="store_true",
+                   help="do not bound gamma (and E) below by a known floor (the planted world's Bayes floor)")
     return p
 
 
@@ -103,6 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         seed=args.seed, targets=tuple(args.target_ne), saturation_threshold=args.saturation_threshold,
         bytes_per_param=args.bytes_per_param, axes=tuple(args.axes or AXES), joint=not args.no_joint,
         intermediate=not args.no_intermediate, jobs=args.jobs or default_jobs(),
+        floor_bound=not args.no_floor_bound,
     )
     t0 = time.perf_counter()
     try:

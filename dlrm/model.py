@@ -18,8 +18,9 @@ traffic, not dense FLOPs, and are left out, as in Ardalani et al. 2022.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Optional, Sequence
+import math
+from dataclasses import dataclass, replace
+from typing import Callable, Optional, Sequence
 
 import torch
 from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch
@@ -138,6 +139,68 @@ def flops_per_sample(shape: ModelShape) -> int:
     else:
         forward += 2 * f1 * f1 * d
     return forward * (1 + BACKWARD_TO_FORWARD_FLOPS)
+
+
+def _scaled_hidden(sizes: Sequence[float], factor: float) -> tuple[float, ...]:
+    return tuple(w * factor for w in sizes[:-1]) + (sizes[-1],)
+
+
+def _resized(shape: ModelShape, scheme: str, factor: float) -> ModelShape:
+    """The shape with one scaling scheme's size multiplied by `factor` (real-valued, for the
+    FLOP formula only): the embedding dim (and the dense arch's output, which must match it),
+    or the hidden widths of the bottom, the top or both MLPs."""
+    if scheme == "embedding_dim":
+        d = shape.embedding_dim * factor
+        return replace(shape, embedding_dim=d, dense_arch_layer_sizes=tuple(shape.dense_arch_layer_sizes[:-1]) + (d,))
+    dense = _scaled_hidden(shape.dense_arch_layer_sizes, factor) if scheme in ("dense_arch_width", "mlp_width") \
+        else shape.dense_arch_layer_sizes
+    over = _scaled_hidden(shape.over_arch_layer_sizes, factor) if scheme in ("over_arch_width", "mlp_width") \
+        else shape.over_arch_layer_sizes
+    return replace(shape, dense_arch_layer_sizes=dense, over_arch_layer_sizes=over)
+
+
+SCALING_SCHEMES = ("embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width")
+
+
+def _schemes_of(shape: ModelShape) -> list[str]:
+    """The schemes this shape can be grown along (an MLP without a hidden layer has no width)."""
+    has = {"dense_arch_width": len(shape.dense_arch_layer_sizes) > 1, "over_arch_width": len(shape.over_arch_layer_sizes) > 1}
+    has["mlp_width"] = has["dense_arch_width"] and has["over_arch_width"]
+    return [s for s in SCALING_SCHEMES if has.get(s, True)]
+
+
+def flops_elasticities(shape: ModelShape) -> dict[str, float]:
+    """d log(FLOPs per sample) / d log(size) at this shape, per scaling scheme: how much of a
+    compute increase one scheme's size takes up, locally (a central difference of the formula)."""
+    h = 1e-3
+    return {s: float((math.log(flops_per_sample(_resized(shape, s, 1 + h)))
+                      - math.log(flops_per_sample(_resized(shape, s, 1 - h)))) / (math.log1p(h) - math.log1p(-h)))
+            for s in _schemes_of(shape)}
+
+
+def compute_doubling_sizes(shape: ModelShape, max_factor: float = 2.0 ** 30) -> dict[str, Optional[float]]:
+    """Per scaling scheme, the size at which this shape's FLOPs per sample double with
+    everything else fixed (None beyond `max_factor` times today's size): one doubling of
+    compute spent through that scheme, by the model's own formula."""
+    out: dict[str, Optional[float]] = {}
+    target = 2.0 * flops_per_sample(shape)
+    for scheme in _schemes_of(shape):
+        size = shape.embedding_dim if scheme == "embedding_dim" else \
+            hidden_width(shape.over_arch_layer_sizes if scheme == "over_arch_width" else shape.dense_arch_layer_sizes)
+        out[scheme] = _solve_factor(lambda f: flops_per_sample(_resized(shape, scheme, f)) - target, max_factor)
+        out[scheme] = None if out[scheme] is None else out[scheme] * size
+    return out
+
+
+def _solve_factor(excess: Callable[[float], float], max_factor: float) -> Optional[float]:
+    """The factor f in [1, max_factor] where the increasing `excess` crosses 0 (bisection in log f)."""
+    if excess(max_factor) < 0:
+        return None
+    lo, hi = 0.0, math.log(max_factor)
+    for _ in range(80):
+        mid = 0.5 * (lo + hi)
+        lo, hi = (mid, hi) if excess(math.exp(mid)) < 0 else (lo, mid)
+    return math.exp(0.5 * (lo + hi))
 
 
 class FlatInteractionArch(InteractionArch):

@@ -6,9 +6,22 @@ from typing import Any
 
 import rundir
 from dlrm.data.teacher import StudentSize
-from dlrm.model import arch_depth, flops_per_sample, hidden_width, param_counts
+from dlrm.model import (arch_depth, compute_doubling_sizes, flops_elasticities, flops_per_sample, hidden_width,
+                        param_counts)
 from dlrm.schedule import LR_SCHEDULE, LR_SCHEDULE_DEPENDS_ON_N
 from dlrm.sharding import sharding_types_used, tables_per_rank
+
+
+TRUTH_FIELDS = ("bayes_logloss", "bayes_ne", "bayes_logloss_realised", "bayes_ne_realised", "oracle_ne",
+                "oracle_ne_realised", "planted_exponents")
+
+
+def known_truth(source: Any, size: StudentSize) -> dict:
+    """What the data's world knows of a model of `size` (floors, oracle, planted exponents);
+    null for real data."""
+    if hasattr(source, "known_truth"):
+        return source.known_truth(size)
+    return {k: None for k in TRUTH_FIELDS}
 
 
 def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
@@ -46,11 +59,10 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
         **param_counts(shape),
         "flops_per_sample": fps,
         "train_flops": fps * num_train,
+        "flops_elasticity": flops_elasticities(shape),
+        "compute_doubling_x": compute_doubling_sizes(shape),
         **final_eval,
-        "bayes_logloss": source.bayes_logloss,
-        "bayes_ne": source.bayes_ne,
-        "oracle_ne": (source.oracle_ne(StudentSize(shape.embedding_dim, dense_width, over_width))
-                      if hasattr(source, "oracle_ne") else None),
+        **known_truth(source, StudentSize(shape.embedding_dim, dense_width, over_width)),
         "world_size": t.info.world_size,
         "sharding_type": cfg.sharding.type,
         "sharding_types_used": sharding_types_used(t.plan),

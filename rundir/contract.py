@@ -93,6 +93,8 @@ SUMMARY_FIELDS: dict[str, str] = {
     "params_total": "params_embedding + params_dense",
     "flops_per_sample": "dense forward + backward FLOPs of one training sample",
     "train_flops": "flops_per_sample x num_train_samples",
+    "flops_elasticity": "per scaling scheme, d log flops_per_sample / d log size at this model (the formula's)",
+    "compute_doubling_x": "per scaling scheme, the size at which flops_per_sample doubles (null beyond 2^30 x)",
     # results on the eval set
     "eval_logloss": "mean log loss (nats)",
     "eval_ne": "normalized entropy: log loss / entropy of the eval set's CTR",
@@ -102,9 +104,13 @@ SUMMARY_FIELDS: dict[str, str] = {
     "eval_ctr": "the eval set's click-through rate",
     "train_loss_last": "training loss of the last step",
     # the known truth (null for real data)
-    "bayes_logloss": "log loss of the Bayes-optimal predictor on the eval set",
-    "bayes_ne": "NE of the Bayes-optimal predictor: no model goes below it",
-    "oracle_ne": "the best NE a model of this size reaches with unlimited data (capacity limit)",
+    "bayes_logloss": "log loss of the Bayes-optimal predictor on the eval set, expected over its labels",
+    "bayes_ne": "NE of the Bayes-optimal predictor, expected over the eval set's labels",
+    "bayes_logloss_realised": "log loss of the Bayes-optimal predictor on the eval set's realised labels",
+    "bayes_ne_realised": "its NE: the floor a model's eval_ne (on the same labels) is compared with",
+    "oracle_ne": "the capacity limit: the NE of the best predictor that sees what this size can represent",
+    "oracle_ne_realised": "the same on the eval set's realised labels",
+    "planted_exponents": "per scaling scheme, the exponent e of the share its part leaves missed, size^-e (null: none)",
     # distributed
     "world_size": "number of ranks",
     "sharding_type": "the configured sharding type",

@@ -3,7 +3,9 @@
     .venv/bin/python scripts/demo.py [extra Hydra overrides, e.g. out_root=/tmp/runs]
 
 Re-running it skips every completed run (the sweep finds its run dirs by name) and
-re-analyses.  Exit status: non-zero when a run failed or the analysis could not run.
+re-analyses.  `data.world_seed=K` draws other worlds (the same design, other teachers): their
+runs go to a sweep of their own, `demo_world_K`, so that each report is of one draw.  Exit
+status: non-zero when a run failed or the analysis could not run.
 """
 from __future__ import annotations
 
@@ -15,9 +17,16 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 
 
+def value_of(argv: list[str], key: str) -> str | None:
+    return next((a.split("=", 1)[1] for a in argv if a.startswith(f"{key}=")), None)
+
+
 def main(argv: list[str]) -> int:
-    out_root = next((a.split("=", 1)[1] for a in argv if a.startswith("out_root=")), "runs")
-    sweep_dir = Path(out_root) / "demo"
+    world_seed = value_of(argv, "data.world_seed")
+    if world_seed is not None and value_of(argv, "sweep_name") is None:
+        argv = [*argv, f"sweep_name=demo_world_{world_seed}"]
+    out_root = value_of(argv, "out_root") or "runs"
+    sweep_dir = Path(out_root) / (value_of(argv, "sweep_name") or "demo")
     t0 = time.perf_counter()
     sweep = subprocess.run([sys.executable, "-m", "dlrm.train", "sweep=demo", *argv], cwd=REPO)
     t_sweep = time.perf_counter() - t0

@@ -45,7 +45,7 @@ def test_the_spectrum_tail_is_a_power_law_with_the_planted_exponent():
 @pytest.mark.parametrize("axis,values", [("embedding_dim", (4, 8, 16, 32, 64)),
                                           ("dense_arch_width", (4, 8, 16, 32, 64))])
 def test_the_oracle_falls_along_both_capacity_axes_and_stays_above_the_bayes_floor(world, axis, values):
-    ne = [world.oracle(dataclasses.replace(BASE, **{axis: v}))[1] for v in values]
+    ne = [world.oracle(dataclasses.replace(BASE, **{axis: v})).ne for v in values]
     assert all(a > b for a, b in zip(ne, ne[1:])), ne
     assert min(ne) > world.bayes_ne
     assert ne[0] - ne[-1] > 0.01  # the part is large enough to measure
@@ -54,9 +54,9 @@ def test_the_oracle_falls_along_both_capacity_axes_and_stays_above_the_bayes_flo
 def test_the_top_width_limits_no_part_so_its_oracle_is_flat(world):
     """DLRM represents the top terms at any top width (teacher.py; test_train.py trains it):
     the oracle of every top width is the oracle of the base."""
-    ne = {w: world.oracle(dataclasses.replace(BASE, over_arch_width=w))[1] for w in (2, 8, 64, 128)}
+    ne = {w: world.oracle(dataclasses.replace(BASE, over_arch_width=w)).ne for w in (2, 8, 64, 128)}
     assert len(set(ne.values())) == 1, ne
-    assert ne[2] < world.oracle(dataclasses.replace(BASE, dense_arch_width=32))[1]
+    assert ne[2] < world.oracle(dataclasses.replace(BASE, dense_arch_width=32)).ne
 
 
 TOP_SPEC = dataclasses.replace(spec_from_config(compose(["data=synthetic_top"]).data), num_eval_samples=1 << 15)
@@ -69,11 +69,11 @@ def top_world() -> SyntheticWorld:
 
 def test_on_the_top_world_the_oracle_falls_with_the_top_width_to_the_bayes_floor(top_world):
     """data=synthetic_top: a width-W top misses the gated terms' three-way parts past W - 1."""
-    ne = [top_world.oracle(dataclasses.replace(BASE, over_arch_width=w))[1] for w in (2, 4, 8, 16, 32)]
+    ne = [top_world.oracle(dataclasses.replace(BASE, over_arch_width=w)).ne for w in (2, 4, 8, 16, 32)]
     assert all(a > b for a, b in zip(ne, ne[1:])), ne
     assert ne[0] - ne[-1] > 0.02
     every_term = dataclasses.replace(BASE, over_arch_width=TOP_SPEC.gated_terms + 1)
-    assert top_world.oracle(every_term)[0] == pytest.approx(top_world.bayes_logloss, rel=1e-12)
+    assert top_world.oracle(every_term).logloss == pytest.approx(top_world.bayes_logloss, rel=1e-12)
 
 
 def test_the_gated_terms_three_way_parts_are_orthogonal_to_every_two_feature_function(top_world):
@@ -106,7 +106,7 @@ def test_exact_shares_refuses_a_gate_it_cannot_open_exactly_half_of():
 
 
 def test_the_oracle_of_a_student_that_represents_everything_is_the_bayes_floor(world):
-    assert world.oracle(FULL)[0] == pytest.approx(world.bayes_logloss, rel=1e-12)
+    assert world.oracle(FULL).logloss == pytest.approx(world.bayes_logloss, rel=1e-12)
 
 
 def test_the_missed_variance_is_the_planted_share(world):
@@ -163,3 +163,17 @@ def test_the_saturating_world_is_the_first_world():
     assert w.bayes_logloss == pytest.approx(0.4348, abs=5e-5)
     assert w.bayes_ne == pytest.approx(0.7723, abs=5e-5)
     assert w.data_id != world_from_config(compose([]).data, 0).data_id
+
+
+def test_the_realised_floor_differs_from_the_expected_one_by_the_labels_noise(world):
+    """The Bayes floor on the eval set's realised labels, the one a model's NE is compared
+    with, is within a few standard errors of its expectation, and not equal to it."""
+    b = world._bayes
+    stderr = math.sqrt(0.25 / SPEC.num_eval_samples) * 2  # ~ the NE's standard error on this set
+    assert b.ne_realised != b.ne and abs(b.ne_realised - b.ne) < 5 * stderr
+    size = dataclasses.replace(BASE, embedding_dim=8)
+    o = world.oracle(size)
+    assert o.ne_realised > b.ne_realised and o.ne > b.ne
+    truth = world.known_truth(size)
+    assert truth["bayes_ne_realised"] == b.ne_realised and truth["oracle_ne_realised"] == o.ne_realised
+    assert truth["planted_exponents"] == {"embedding_dim": 0.9, "dense_arch_width": 0.45, "over_arch_width": None}

@@ -15,11 +15,15 @@ the initialisation), the world and its eval set stay fixed; "data size N" is the
 samples of the run's stream.
 
 Two floors are known on the eval set, which no real-data study has:
-- the Bayes floor: the mean binary entropy of the teacher's probabilities;
+- the Bayes floor: the log loss of the teacher's own probabilities;
 - the capacity-limited oracle of a model size: the best predictor that sees only the parts
   of the logit that size can represent (teacher.Teacher.parts), the rest treated as Gaussian
   noise of its known variance and integrated out by Gauss-Hermite quadrature -- what that
   size reaches with unlimited data, up to the approximations stated in teacher.py.
+Each is given twice (`Floor`): as the expectation over labels drawn from the teacher, and on
+the eval set's realised labels, the ones a model's NE is measured on.  The two differ by the
+labels' sampling noise (of the order of the NE's standard error); a model is compared with
+the realised one.
 """
 from __future__ import annotations
 
@@ -54,6 +58,17 @@ def cross_entropy(p: np.ndarray, q: np.ndarray) -> np.ndarray:
     """Expected log loss (nats) of predicting q when labels ~ Bernoulli(p)."""
     q = np.clip(q, 1e-15, 1 - 1e-15)
     return -(p * np.log(q) + (1 - p) * np.log1p(-q))
+
+
+@dataclass(frozen=True)
+class Floor:
+    """The log loss and NE of one predictor on the eval set: expected over the teacher's
+    labels, and on the realised labels (what a model's eval NE is measured against)."""
+
+    logloss: float
+    ne: float
+    logloss_realised: float
+    ne_realised: float
 
 
 @dataclass(frozen=True)
@@ -109,7 +124,7 @@ class SyntheticWorld:
         self._label_key = hashing.stream_key(spec.seed, _STREAM_LABEL)
         self._max_ids = np.array(self.cardinalities, dtype=np.int64) - 1
         self._uniform = sorted(int(f) for f in spec.uniform_features)
-        self._oracles: dict[tuple[int, int], tuple[float, float]] = {}
+        self._oracles: dict[tuple[int, int, int], Floor] = {}
 
     @cached_property
     def data_id(self) -> str:
@@ -191,58 +206,74 @@ class SyntheticWorld:
             u = hashing.uniform(self._label_key, idx)
             yield dense, sparse, u
 
-    def _floor(self, size: Optional[StudentSize]) -> tuple[float, float]:
-        """(log loss, NE) on the eval set of the best predictor that sees what `size` can
-        represent (None: everything, the Bayes floor).  The part it cannot see is treated as
-        Gaussian noise of that part's variance on the eval set, integrated out by
-        Gauss-Hermite quadrature."""
-        seen, missed, p, labels = [], [], [], 0.0
+    def _floor(self, size: Optional[StudentSize]) -> Floor:
+        """The best predictor on the eval set that sees what `size` can represent (None:
+        everything, the Bayes floor).  The part it cannot see is treated as Gaussian noise
+        of that part's variance on the eval set, integrated out by Gauss-Hermite quadrature."""
+        seen, missed, p, y = [], [], [], []
         for dense, sparse, u in self._eval_chunks():
             raw, unseen = self.teacher.parts(dense, sparse, size)
             logit = raw + self.logit_offset
             p.append(1.0 / (1.0 + np.exp(-logit)))
             seen.append(logit - unseen)
             missed.append(unseen)
-            labels += float((u < p[-1]).sum())
-        p_all, seen_all = np.concatenate(p), np.concatenate(seen)
+            y.append((u < p[-1]).astype(np.float64))
+        p_all, seen_all, labels = np.concatenate(p), np.concatenate(seen), np.concatenate(y)
         var = float(np.var(np.concatenate(missed)))
-        if var == 0.0:
-            loss = binary_entropy(p_all)
-        else:  # E over the missed part ~ N(0, var) of sigmoid(what is seen + it)
+        q = p_all
+        if var > 0.0:  # E over the missed part ~ N(0, var) of sigmoid(what is seen + it)
             nodes, weights = np.polynomial.hermite_e.hermegauss(_HERMITE_NODES)
             weights = weights / weights.sum()  # E over N(0, 1)
             q = np.empty_like(p_all)
             for i in range(0, len(q), _GENERATION_CHUNK):
                 s = seen_all[i:i + _GENERATION_CHUNK, None] + math.sqrt(var) * nodes[None, :]
                 q[i:i + _GENERATION_CHUNK] = (1.0 / (1.0 + np.exp(-s))) @ weights
-            loss = cross_entropy(p_all, q)
-        logloss = float(loss.mean())
+        expected = float(cross_entropy(p_all, q).mean())
+        realised = float(cross_entropy(labels, q).mean())
         # NE divides by the entropy of the eval set's own average CTR, as for the model.
-        return logloss, logloss / float(binary_entropy(np.array(labels / self.num_eval_samples)))
+        entropy = float(binary_entropy(np.array(labels.mean())))
+        return Floor(expected, expected / entropy, realised, realised / entropy)
 
     @cached_property
-    def _bayes(self) -> tuple[float, float]:
+    def _bayes(self) -> Floor:
         return self._floor(None)
 
     @property
     def bayes_logloss(self) -> float:
         """Expected log loss of the Bayes-optimal predictor (the teacher) on the eval set."""
-        return self._bayes[0]
+        return self._bayes.logloss
 
     @property
     def bayes_ne(self) -> float:
-        return self._bayes[1]
+        return self._bayes.ne
 
-    def oracle(self, size: StudentSize) -> tuple[float, float]:
-        """(log loss, NE) of the capacity-limited oracle of a student size, computed once for
-        all sizes that represent the same parts (e.g. every top width)."""
+    def oracle(self, size: StudentSize) -> Floor:
+        """The capacity-limited oracle of a student size, computed once for all sizes that
+        represent the same parts (e.g. every top width of the default world)."""
         if size.limits not in self._oracles:
             self._oracles[size.limits] = self._floor(size)
         return self._oracles[size.limits]
 
     def oracle_ne(self, size: StudentSize) -> float:
-        """The oracle NE of a student size."""
-        return self.oracle(size)[1]
+        """The oracle NE of a student size (expected over labels)."""
+        return self.oracle(size).ne
+
+    @property
+    def planted_exponents(self) -> dict[str, Optional[float]]:
+        """The exponent of the share each scaling scheme's part leaves missed at size x
+        (x^-e, teacher.spectrum); None where the world plants no law on that axis."""
+        t, s = self.teacher, self.spec
+        return {"embedding_dim": s.latent_spectrum_exponent if t.latent_pairs and s.latent_spectrum_exponent >= 0 else None,
+                "dense_arch_width": s.dense_spectrum_exponent if len(t.dense_weights) and s.dense_spectrum_exponent >= 0
+                else None,
+                "over_arch_width": s.gated_spectrum_exponent if t.gated_pairs else None}
+
+    def known_truth(self, size: StudentSize) -> dict:
+        """The summary's fields of what is known on this world for a model of `size`."""
+        b, o = self._bayes, self.oracle(size)
+        return {"bayes_logloss": b.logloss, "bayes_ne": b.ne, "bayes_logloss_realised": b.logloss_realised,
+                "bayes_ne_realised": b.ne_realised, "oracle_ne": o.ne, "oracle_ne_realised": o.ne_realised,
+                "planted_exponents": self.planted_exponents}
 
 
 class SeededStream:
