@@ -115,6 +115,9 @@ class TrainerConfig:
     num_threads: Optional[int] = MISSING  # torch intra-op threads (null: torch's default)
     prefetch_batches: int = MISSING  # batches generated ahead in a background thread
     device: str = MISSING  # cpu | cuda
+    # Seconds a rank waits in the process group's set-up and collectives for a peer before it
+    # fails (a dead peer on another node otherwise holds the others for NCCL's 10 / gloo's 30 min).
+    collective_timeout_s: float = MISSING
     pipeline: Any = MISSING  # TorchRec's TrainPipelineSparseDist: auto (on CUDA only) | true | false
 
 
@@ -308,6 +311,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
     for key in ("trainer.embedding_lr", "trainer.dense_lr"):
         _positive_float(cfg, key)
     _positive_float(cfg, "trainer.checkpoint_every_minutes", allow_none=True)
+    _positive_float(cfg, "trainer.collective_timeout_s")
     if cfg.model.embedding_dim % 4:
         raise ConfigError(
             f"model.embedding_dim={cfg.model.embedding_dim} is not a multiple of 4: FBGEMM's table-batched "

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Any
+from datetime import timedelta
+from typing import Any, Optional
 
 import torch
 import torch.distributed as dist
@@ -35,12 +36,13 @@ def backend_for(device_type: str) -> str:
     return "nccl" if device_type == "cuda" else "gloo"
 
 
-def init(device_type: str) -> DistInfo:
+def init(device_type: str, timeout_s: Optional[float] = None) -> DistInfo:
     """Initialise (once per process) and describe the process group.
 
     A single process gets an in-memory gloo group of size 1, so the same
     DistributedModelParallel code path serves 1 and N ranks.  Under torchrun the group
-    comes from the environment.
+    comes from the environment; `timeout_s` bounds how long a rank waits for its peers, at
+    the rendezvous and in every collective (None: torch's default, 10 min NCCL, 30 min gloo).
     """
     if device_type == "cuda" and not torch.cuda.is_available():
         raise RuntimeError("trainer.device=cuda but no CUDA device is visible: use trainer.device=cpu")
@@ -52,7 +54,8 @@ def init(device_type: str) -> DistInfo:
         device = torch.device("cpu")
     if not dist.is_initialized():
         if under_torchrun():
-            dist.init_process_group(backend=backend_for(device_type))
+            timeout = {} if timeout_s is None else {"timeout": timedelta(seconds=timeout_s)}
+            dist.init_process_group(backend=backend_for(device_type), **timeout)
         else:
             dist.init_process_group(backend=backend_for(device_type), store=dist.HashStore(), rank=0, world_size=1)
     world_size = dist.get_world_size()

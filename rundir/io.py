@@ -89,7 +89,10 @@ def check_writable(run_dir: Path | str) -> None:
     try:
         run_dir.mkdir(parents=True, exist_ok=True)
         probe = run_dir / ".write-probe"
-        probe.write_text("ok")
+        probe.unlink(missing_ok=True)  # a leftover, or a planted link: unlinking never follows it
+        fd = os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o644)
+        os.write(fd, b"ok")
+        os.close(fd)
         probe.unlink()
     except OSError as e:
         raise OSError(f"run directory {run_dir} is not writable ({e.strerror}): choose another with "
@@ -103,7 +106,9 @@ class MetricsLog:
         self.path = Path(run_dir) / METRICS_FILE
         if truncate_after_samples is not None and self.path.exists():
             self._truncate(truncate_after_samples)
-        self._file = open(self.path, "a")
+        # Appending never follows a symlink: a link in the run dir must not grow its target.
+        fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW, 0o666 & ~_UMASK)
+        self._file = os.fdopen(fd, "a")
 
     def _truncate(self, samples_seen: int) -> None:
         """On resume: drop points logged after the checkpoint, so no point appears twice."""

@@ -190,7 +190,7 @@ def _train(cfg: DictConfig, run_dir: Path, label: str, info: Any = None, lock: O
         from dlrm import distributed
         from dlrm.run import run
 
-        return run(cfg, run_dir, info or distributed.init(cfg.trainer.device), label)
+        return run(cfg, run_dir, info or distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), label)
     except Preempted as e:
         hand_on_preemption(e)
 
@@ -229,7 +229,7 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
     """Every rank of a torchrun started by hand: global rank 0 owns the run dir and its lock."""
     from dlrm import distributed
 
-    info = distributed.init(cfg.trainer.device)
+    info = distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s)
     lock: Optional[RunLock] = None
     outcome: Optional[Status] = None
     if info.is_main:

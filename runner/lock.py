@@ -39,6 +39,18 @@ def _locked_message(run_dir: Path, holder: str) -> str:
             f"skipped here; relaunch once that process has finished")
 
 
+def _open_no_follow(path: Path, flags: int) -> int:
+    """Open a lock file without following a symlink: the lock truncates and writes its file,
+    and a link planted in the run dir would turn that on the link's target."""
+    try:
+        return os.open(path, flags | os.O_NOFOLLOW, 0o644)
+    except OSError as e:
+        if e.errno != errno.ELOOP:
+            raise
+        raise RunLocked(f"{path} is a symbolic link: the run is not trained while its lock could write "
+                        f"elsewhere; remove the link (rm {path}) and relaunch") from None
+
+
 class RunLock:
     def __init__(self, run_dir: Path):
         self.path = Path(run_dir) / LOCK_FILE
@@ -47,7 +59,7 @@ class RunLock:
         self._stop: Optional[threading.Event] = None
 
     def __enter__(self) -> "RunLock":
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        fd = _open_no_follow(self.path, os.O_RDWR | os.O_CREAT)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -87,7 +99,7 @@ class RunLock:
     def _take_owner_file(self) -> None:
         for _ in range(2):  # once more after removing a stale owner
             try:
-                fd = os.open(self.owner_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+                fd = _open_no_follow(self.owner_path, os.O_WRONLY | os.O_CREAT | os.O_EXCL)
             except FileExistsError:
                 try:
                     owner = json.loads(self.owner_path.read_text())

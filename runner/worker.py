@@ -28,7 +28,7 @@ def main(argv: list[str]) -> int:
     from dlrm.run import run
 
     try:
-        status = run(cfg, run_dir, distributed.init(cfg.trainer.device), progress_label=run_dir.name)
+        status = run(cfg, run_dir, distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), progress_label=run_dir.name)
     except Preempted:
         return REQUEUE_EXIT_CODE  # the summary says interrupted; the job's launcher requeues
     return 0 if status == Status.COMPLETED else 1
