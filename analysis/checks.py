@@ -85,8 +85,8 @@ def rolling_line(checks: list[SeriesResult], axis_word) -> Optional[str]:
         return None
     flagged = [r for r in checks if r.extrapolation["flagged"]]
     text = (f"- **Rolling extrapolation.** {len(checks)} determined laws, each refitted on its smallest k x values "
-            f"for every k and asked for every larger x: {len(flagged)} flagged (their largest x outside the "
-            f"prediction interval of a prefix fit).")
+            f"for every k and asked for every larger x: {len(flagged)} flagged (the farthest prediction, the "
+            f"largest x from the smallest prefix, outside its interval).")
     if flagged:
         text += " Do not extrapolate these: " + "; ".join(
             f"{axis_word(r).lower()} ({r.extrapolation['n_top_outside']} prediction(s) of the largest x outside, "

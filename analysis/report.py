@@ -238,8 +238,8 @@ def render(a: Analysis, figures: list[str]) -> str:
               "Each law refitted on its smallest k x values, for every k, and asked for the mean at every larger x; "
               "relative error = (observed − predicted) / observed against the extrapolation factor (predicted x / "
               "largest fitted x). Each interval is that of the error from the same seed resamples as the fit (the "
-              "prefix refitted and the held-out mean taken on the drawn seeds). Flagged when the largest x falls "
-              "outside the interval of any prefix's prediction.\n"]
+              "prefix refitted and the held-out mean taken on the drawn seeds). Flagged when the farthest "
+              "prediction (the largest x, from the smallest prefix) falls outside its interval.\n"]
     lines += _rolling_tables(a)
     lines += ["## Joint law E + A/P^a + B/D^b (per scheme, where the design crosses)\n"] + _joint_tables(a)
     if a.lr_envelope:
