@@ -17,6 +17,7 @@ from typing import Any, List, Optional
 from omegaconf import MISSING
 
 from dlrm.errors import ConfigError
+from dlrm.faults import FAULTS
 
 
 # --------------------------------------------------------------------------- schemas
@@ -146,6 +147,12 @@ class DebugConfig:
     nan_rank: Optional[int] = MISSING  # only on this rank (null: every rank)
     nan_update_only: bool = MISSING  # poison that step's update, not its loss (a NaN the loss shows later)
     sigterm_at_step: Optional[int] = MISSING  # send this process SIGTERM after this step (a preemption)
+    # A fault after this step on debug.fault_rank (null: every rank), in a run's first attempt
+    # only (a resumed run does not repeat it): "error" raises, "kill" SIGKILLs the process (a
+    # rank lost as to the OOM killer).
+    fault_at_step: Optional[int] = MISSING
+    fault_rank: Optional[int] = MISSING
+    fault: str = MISSING
 
 
 @dataclass
@@ -323,6 +330,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
     _one_of(cfg.trainer.dense_optimizer, "trainer.dense_optimizer", tuple(DENSE_OPTIMIZERS))
     _one_of(cfg.data.name, "data.name", tuple(DATA_SOURCES))
     _one_of(cfg.trainer.device, "trainer.device", ("cpu", "cuda"))
+    _one_of(cfg.debug.get("fault", "error"), "debug.fault", FAULTS)
     _one_of(cfg.trainer.progress_bar, "trainer.progress_bar", ("auto", True, False))
     _one_of(cfg.trainer.pipeline, "trainer.pipeline", ("auto", True, False))
     if cfg.sharding.type == "row_wise" and device_type != "cuda":

@@ -28,6 +28,7 @@ from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank
 from dlrm.checkpoint import Checkpointer
 from dlrm.data import make_source
 from dlrm.distributed import DistInfo
+from dlrm.faults import inject_fault
 from dlrm.metrics import evaluate
 from dlrm.model import ModelShape, build_model, shape_from_config
 from dlrm.progress import Progress
@@ -182,6 +183,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     nan_at = cfg.debug.nan_at_step
     nan_here = nan_at is not None and cfg.debug.nan_rank in (None, info.rank)
     sigterm_at = cfg.debug.sigterm_at_step
+    fault_at = cfg.debug.get("fault_at_step") if not state and cfg.debug.get("fault_rank") in (None, info.rank) else None
     setup_seconds = time.perf_counter() - t_start
 
     def set_lr(samples_after_step: int) -> None:
@@ -214,6 +216,8 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
             samples_seen += size
             if step == sigterm_at:
                 os.kill(os.getpid(), signal.SIGTERM)  # fault injection: a preemption, as SLURM sends it
+            if step == fault_at:
+                inject_fault(cfg.debug.fault, info.rank, step)
             # One collective a step: a non-finite loss on any rank ends the run on every rank,
             # and every rank checkpoints together.
             diverged, save, preempt = distributed.agree(

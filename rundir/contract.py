@@ -18,6 +18,9 @@ LOCK_FILE = ".lock"  # held by the one process that trains the run dir
 # The data a run trains on ({"data": name, "data_id": ...}), written with config.yaml: a
 # relaunch on other data (another data.path) is refused, never resumed or skipped.
 DATA_FILE = "data.json"
+# A rank's own error (not a lost peer), left by that rank for whoever writes the summary:
+# the launcher under launcher=torchrun, global rank 0 under a torchrun started by hand.
+RANK_ERROR_FILE = "error.rank{rank}.json"
 # A directory holding any of these is a run dir (a sweep root holds only run dirs).
 RUN_MARKERS = (CONFIG_FILE, SUMMARY_FILE, METRICS_FILE)
 
@@ -131,6 +134,7 @@ SUMMARY_FIELDS: dict[str, str] = {
 FAILURE_FIELDS: dict[str, str] = {
     "error": "the exception or the reason, one line",
     "traceback": "the Python traceback of a failed run",
+    "rank_errors": "a multi-rank run failed by a rank's own error: each such rank and its error",
     "diverged_step": "the step whose loss (or final eval) was not finite",
     "diverged_samples_seen": "samples seen at that step",
 }

@@ -29,7 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 import rundir
 from dlrm.config import ConfigError, validate
 from rundir import Status
-from runner import hydra_output, naming
+from runner import hydra_output, naming, rank_errors
 from runner.lock import RunLock, RunLocked
 
 log = logging.getLogger("dlrm")
@@ -167,6 +167,26 @@ def record_failure(cfg: Any, run_dir: Path, e: BaseException) -> Status:
     return Status.FAILED
 
 
+def _rank0_failure(cfg: Any, run_dir: Path, e: BaseException) -> Status:
+    """Global rank 0's exception under a torchrun started by hand: another rank's own error
+    fails the run with that error; a lost peer leaves it resumable over its checkpoint; else
+    rank 0's own error fails it."""
+    from dlrm.checkpoint import newest_complete
+
+    errors = rank_errors.recorded(run_dir)
+    if errors:
+        log.error("%s failed: %s", run_dir, errors[0].get("error"))
+        rank_errors.failed_summary(run_dir, cfg.get("seed"), errors)
+        return Status.FAILED
+    checkpoint = newest_complete(run_dir / rundir.CHECKPOINT_DIR) if rank_errors.peer_lost(e) else None
+    if checkpoint is None:
+        return record_failure(cfg, run_dir, e)
+    why = f"a peer rank was lost ({type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''})"
+    log.error("%s interrupted: %s", run_dir, why)
+    rank_errors.interrupted_summary(run_dir, cfg.get("seed"), why, checkpoint)
+    return Status.INTERRUPTED
+
+
 def hand_on_preemption(e: Any) -> NoReturn:
     """Under submitit its own handler requeues the job; otherwise exit with the requeue code."""
     from dlrm.checkpoint import REQUEUE_EXIT_CODE
@@ -192,6 +212,13 @@ def _train(cfg: DictConfig, run_dir: Path, label: str, info: Any = None, lock: O
 
         return run(cfg, run_dir, info or distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), label)
     except Preempted as e:
+        # Under a torchrun started by hand, torchrun's SIGTERM after another rank's own error
+        # reads as a preemption here: that error, not the signal, is how the run ended.
+        errors = rank_errors.recorded(run_dir) if info is not None and info.is_main else []
+        if errors:
+            log.error("%s failed: %s", run_dir, errors[0].get("error"))
+            rank_errors.failed_summary(run_dir, cfg.get("seed"), errors)
+            return Status.FAILED
         hand_on_preemption(e)
 
 
@@ -237,6 +264,8 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
             run_dir.mkdir(parents=True, exist_ok=True)
             lock = RunLock(run_dir).__enter__()
             outcome = claim(cfg, run_dir, info.world_size)
+            if outcome is None:
+                rank_errors.clear(run_dir)  # an earlier attempt's errors are not this one's
         except RunLocked as e:
             log.error("%s", e)
             outcome = Status.LOCKED
@@ -255,7 +284,8 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
             return _train(cfg, run_dir, label, info=info)
         except Exception as e:
             if info.is_main:
-                return record_failure(cfg, run_dir, e)
+                return _rank0_failure(cfg, run_dir, e)
+            rank_errors.record(run_dir, info.rank, e)  # for rank 0: a lost peer leaves none
             log.error("rank %d: %s", info.rank, traceback.format_exc())
             return Status.FAILED
     finally:

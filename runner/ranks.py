@@ -10,8 +10,10 @@ frozen file and global rank 0 writes the summary.  This process waits for them, 
 - takes its ranks down with it: torchrun gets SIGTERM if this process dies (Linux
   PR_SET_PDEATHSIG), and holds the run dir's lock too (the lock's file descriptor is
   inherited), so the lock is free only once the ranks are gone;
-- never records a failure over a valid checkpoint: ranks that died before any summary
-  leave the run `interrupted`, and a relaunch resumes it.
+- tells a rank's own error from a lost peer (runner/rank_errors.py): a rank that raised
+  leaves its error, and the run ends `failed` with it, though torchrun's SIGTERM let the
+  others checkpoint; ranks that died without one (killed, a host lost) leave the run
+  `interrupted` over its checkpoint, and a relaunch resumes it.
 """
 from __future__ import annotations
 
@@ -29,6 +31,7 @@ from omegaconf import DictConfig
 import rundir
 from dlrm.checkpoint import PREEMPT_SIGNALS, Preempted, newest_complete
 from rundir import Status
+from runner import rank_errors
 
 log = logging.getLogger("dlrm")
 _PR_SET_PDEATHSIG = 1
@@ -69,10 +72,16 @@ def run_with_torchrun(cfg: DictConfig, run_dir: Path, nproc: int, lock_fd: Optio
     cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={nproc}",
            "-m", "runner.worker", str(run_dir)]
     log.info("starting %d ranks: %s", nproc, " ".join(cmd))
+    rank_errors.clear(run_dir)
     proc = subprocess.Popen(cmd, pass_fds=() if lock_fd is None else (lock_fd,), preexec_fn=_die_with_parent)
     with _Forwarder(proc) as forwarder:
         returncode = proc.wait()
     status = rundir.run_status(run_dir)
+    errors = rank_errors.recorded(run_dir) if returncode != 0 and forwarder.signum is None else []
+    if errors:  # a rank's own error, though the others (ended by torchrun) may have checkpointed
+        rank_errors.failed_summary(run_dir, cfg.get("seed"), errors)
+        log.error("%s failed: %s", run_dir, errors[0].get("error"))
+        return Status.FAILED
     if status is None and returncode != 0:
         checkpoint = newest_complete(run_dir / rundir.CHECKPOINT_DIR)
         if checkpoint is None:

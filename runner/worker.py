@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -27,10 +28,16 @@ def main(argv: list[str]) -> int:
     from dlrm.checkpoint import REQUEUE_EXIT_CODE, Preempted
     from dlrm.run import run
 
+    from runner import rank_errors
+
     try:
         status = run(cfg, run_dir, distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), progress_label=run_dir.name)
     except Preempted:
         return REQUEUE_EXIT_CODE  # the summary says interrupted; the job's launcher requeues
+    except Exception as e:
+        # This rank's own error fails the run, whichever rank met it; a lost peer leaves none.
+        rank_errors.record(run_dir, int(os.environ.get("RANK", "0")), e)
+        raise
     return 0 if status == Status.COMPLETED else 1
 
 

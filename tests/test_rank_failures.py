@@ -1,0 +1,119 @@
+"""A rank's failure under torchrun gets the status it means: a rank's own error ends the run
+`failed` with that error (a relaunch must not resume into it), a lost rank leaves the run
+`interrupted` over its checkpoint (a relaunch resumes it).  Both under launcher=torchrun and
+under a torchrun started by hand; 2 gloo ranks."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from harness import REPO
+
+pytestmark = pytest.mark.distributed
+TORCHRUN = str(Path(sys.executable).parent / "torchrun")
+ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# 64 steps of 512; the first checkpoint after step 16, the fault after step 24.
+RUN = ["sharding=table_wise", "data.num_train_samples=32768", "data.num_eval_samples=16384",
+       "trainer.eval_every_samples=1000000000", "trainer.checkpoint_every_samples=8192",
+       "trainer.log_every_samples=1000000000", "trainer.collective_timeout_s=120"]
+FAULT_STEP = 24
+
+
+def _summary(run_dir: Path) -> dict:
+    return json.loads((run_dir / "summary.json").read_text())
+
+
+def _out(proc) -> str:
+    return f"exit {proc.returncode}\n{(proc.stdout or '')[-2000:]}\n{(proc.stderr or '')[-3000:]}"
+
+
+def _launcher(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "dlrm.train", "launcher=torchrun", "launcher.nproc_per_node=2", *RUN,
+                           *extra, f"hydra.run.dir={run_dir}"], cwd=REPO, env=ENV, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _by_hand(run_dir: Path, *extra: str) -> subprocess.CompletedProcess:
+    return subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "dlrm.train", *RUN, *extra,
+                           f"hydra.run.dir={run_dir}"], cwd=run_dir.parent, env=ENV, capture_output=True, text=True,
+                          timeout=600)
+
+
+def _checkpointed_samples(run_dir: Path) -> int:
+    return json.loads((run_dir / "checkpoint" / "latest" / "state.json").read_text())["samples_seen"]
+
+
+def test_a_ranks_own_error_under_the_torchrun_launcher_fails_the_run_with_that_error(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _launcher(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1")
+    assert proc.returncode != 0, _out(proc)
+    s = _summary(run_dir)
+    assert s["status"] == "failed", (s, _out(proc))
+    assert s["error"].startswith("rank 1: InjectedFault") and f"after step {FAULT_STEP}" in s["error"], s
+    assert [r["rank"] for r in s["rank_errors"]] == [1]
+    assert "InjectedFault" in s["traceback"]
+    assert _checkpointed_samples(run_dir) > 0  # kept: a retry may still resume from it
+    # A plain relaunch keeps the failure; a retry resumes from the checkpoint (the fault is
+    # of the first attempt only) and clears the old rank errors.
+    _launcher(run_dir)
+    assert _summary(run_dir)["status"] == "failed"
+    again = _launcher(run_dir, "retry_failed=true")
+    assert again.returncode == 0, _out(again)
+    s = _summary(run_dir)
+    assert s["status"] == "completed" and s["resumed_from_samples"] > 0, s
+    assert not list(run_dir.glob("error.rank*.json"))
+
+
+def test_a_ranks_own_error_under_a_torchrun_by_hand_fails_the_run_with_that_error(tmp_path):
+    run_dir = tmp_path / "run"
+    proc = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1")
+    assert proc.returncode != 0, _out(proc)
+    s = _summary(run_dir)
+    assert s["status"] == "failed", (s, _out(proc))
+    assert s["error"].startswith("rank 1: InjectedFault"), s
+
+
+def test_a_lost_rank_under_a_torchrun_by_hand_leaves_the_run_resumable(tmp_path):
+    """Rank 1 SIGKILLed after the first checkpoint (as by the OOM killer): the survivor must
+    not write `failed` over a good checkpoint; the same command then resumes the run."""
+    run_dir = tmp_path / "run"
+    proc = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1", "debug.fault=kill")
+    assert proc.returncode != 0, _out(proc)
+    s = _summary(run_dir)
+    assert s["status"] == "interrupted", (s, _out(proc))
+    saved = _checkpointed_samples(run_dir)
+    assert saved > 0
+    again = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1", "debug.fault=kill")
+    assert again.returncode == 0, _out(again)
+    s = _summary(run_dir)
+    assert s["status"] == "completed" and s["resumed_from_samples"] == saved, s
+
+
+def test_a_lost_peer_is_told_from_a_ranks_own_error():
+    from runner.rank_errors import peer_lost
+
+    assert peer_lost(RuntimeError("[../third_party/gloo/gloo/transport/tcp/pair.cc:534] Connection closed by peer "
+                                  "[127.0.0.1]:41234"))
+    assert peer_lost(RuntimeError("Connection reset by peer"))
+    try:
+        try:
+            raise RuntimeError("Connection reset by peer")
+        except RuntimeError as inner:
+            raise ValueError("checkpoint save failed") from inner
+    except ValueError as wrapped:
+        assert peer_lost(wrapped)  # wrapped, e.g. by the distributed checkpoint
+    assert not peer_lost(ValueError("shape mismatch in the over arch"))
+    assert not peer_lost(ZeroDivisionError("division by zero"))
+
+
+def test_a_bad_fault_kind_is_refused():
+    from dlrm.config import ConfigError, validate
+    from harness import compose
+
+    with pytest.raises(ConfigError, match="debug.fault='segv' is not known: use one of error, kill"):
+        validate(compose(["debug.fault=segv"]), 1, "cpu")
