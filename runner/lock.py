@@ -7,8 +7,11 @@ The kernel drops the lock when its holder dies, so a killed run never leaves it 
 Some filesystems have no flock (Lustre without its flock mount option, some NFS: the call
 fails with ENOSYS or ENOLCK).  There the lock is a file created exclusively
 (RUN_DIR/.lock.owner: host, pid, time), kept fresh by a heartbeat, and taken over when
-it is stale: its process is gone (same host), or its heartbeat is older than
-STALE_AFTER_SECONDS (another host).
+it is stale: its process is gone (same host), its holder was an earlier run of this same
+SLURM job (a requeued job has the same SLURM_JOB_ID and a higher SLURM_RESTART_COUNT: the
+job it replaces is over, wherever it ran), or its heartbeat is older than
+STALE_AFTER_SECONDS (another host).  Without the SLURM rule a job requeued onto another node
+within that window would find its own run locked by its dead predecessor and skip it.
 """
 from __future__ import annotations
 
@@ -32,6 +35,29 @@ _NO_FLOCK = (errno.ENOSYS, errno.ENOLCK, errno.EOPNOTSUPP)
 
 class RunLocked(RuntimeError):
     pass
+
+
+def _slurm_job() -> dict:
+    """This process's SLURM job and how often it was requeued ({} outside SLURM)."""
+    job = os.environ.get("SLURM_JOB_ID")
+    if not job:
+        return {}
+    try:
+        restarts = int(os.environ.get("SLURM_RESTART_COUNT", "0"))
+    except ValueError:
+        restarts = 0
+    return {"slurm_job_id": job, "slurm_restart_count": restarts}
+
+
+def _earlier_run_of_this_job(owner: dict) -> bool:
+    """The owner was this SLURM job before a requeue: the same job id, fewer restarts."""
+    mine = _slurm_job()
+    if not mine or owner.get("slurm_job_id") != mine["slurm_job_id"]:
+        return False
+    try:
+        return int(owner.get("slurm_restart_count", 0)) < mine["slurm_restart_count"]
+    except (TypeError, ValueError):
+        return False
 
 
 def _locked_message(run_dir: Path, holder: str) -> str:
@@ -79,12 +105,14 @@ class RunLock:
 
     # ------------------------------------------------------- the fallback lock file
     def _owner(self) -> dict:
-        return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time()}
+        return {"host": socket.gethostname(), "pid": os.getpid(), "time": time.time(), **_slurm_job()}
 
     def _stale(self, owner: dict) -> bool:
         try:
             age = time.time() - self.owner_path.stat().st_mtime
         except FileNotFoundError:
+            return True
+        if _earlier_run_of_this_job(owner):
             return True
         if owner.get("host") == socket.gethostname():
             try:

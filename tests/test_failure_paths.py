@@ -12,6 +12,7 @@ import os
 import shutil
 import subprocess
 import traceback
+import time
 from pathlib import Path
 
 import pytest
@@ -227,3 +228,37 @@ def test_a_checkpoint_others_can_write_is_refused_and_kept(tmp_path):
     os.chmod(latest / "state.json", 0o644)
     resumed = run_job(RUN + ["retry_failed=true"], run_dir)["summary"]
     assert resumed["status"] == "completed" and resumed["resumed_from_samples"] == 6 * 512
+
+
+def test_without_flock_a_requeued_slurm_job_takes_over_its_predecessors_lock(tmp_path, monkeypatch):
+    """A SLURM job SIGKILLed on one node and requeued onto another has the same job id and a
+    higher restart count: its dead predecessor's fresh owner file must not make it skip its
+    own run.  Another job's, or the same incarnation's, still holds."""
+    from runner import lock as lock_mod
+
+    def no_flock(fd, op):
+        raise OSError(errno.ENOLCK, "No locks available")
+
+    monkeypatch.setattr(lock_mod.fcntl, "flock", no_flock)
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    owner_file = run_dir / lock_mod.OWNER_FILE
+
+    def held_elsewhere(job: str, restarts: int) -> None:  # a fresh heartbeat, on another host
+        owner_file.write_text(json.dumps({"host": "node-that-died", "pid": 4242, "time": time.time(),
+                                          "slurm_job_id": job, "slurm_restart_count": restarts}))
+
+    monkeypatch.setenv("SLURM_JOB_ID", "777")
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    held_elsewhere("777", 0)
+    with lock_mod.RunLock(run_dir):
+        owner = json.loads(owner_file.read_text())
+        assert owner["pid"] == os.getpid() and owner["slurm_restart_count"] == 1
+    for job, restarts in (("778", 0), ("777", 1)):
+        held_elsewhere(job, restarts)
+        with pytest.raises(lock_mod.RunLocked, match="pid 4242 on node-that-died"):
+            lock_mod.RunLock(run_dir).__enter__()
+    monkeypatch.delenv("SLURM_JOB_ID")
+    held_elsewhere("777", 0)
+    with pytest.raises(lock_mod.RunLocked):
+        lock_mod.RunLock(run_dir).__enter__()
