@@ -55,20 +55,47 @@ class UntrustedCheckpoint(RuntimeError):
     a checkpoint someone else could have written runs their code here.  Refused."""
 
 
-def check_trusted(path: Path) -> None:
-    """Refuse a checkpoint that this user does not own or that anyone else may write: the
-    directory and everything in it."""
+# Write bits that let another user change a file's bytes in place.
+_OTHERS_WRITE = stat.S_IWGRP | stat.S_IWOTH
+
+
+def _distrust(p: Path, uid: int, in_checkpoint: bool) -> Optional[str]:
+    st = p.lstat()
+    if stat.S_ISLNK(st.st_mode):
+        return "it is a symbolic link"
+    if st.st_uid != uid:
+        return f"it belongs to uid {st.st_uid}, not to you (uid {uid})"
+    if stat.S_ISREG(st.st_mode) and st.st_mode & _OTHERS_WRITE:
+        return "others may write it (mode g+w or o+w)"
+    if in_checkpoint and st.st_mode & stat.S_IWOTH:
+        return "anyone may write it (mode o+w)"
+    return None
+
+
+def check_trusted(path: Path, run_dir: Optional[Path] = None) -> None:
+    """Refuse a checkpoint that this user does not own or that others may write, before
+    anything reads or moves it: the run dir and its `checkpoint/` directory (owned by you,
+    no symlinks: a directory of yours holds only entries you made or that show another
+    owner), the checkpoint directory and everything in it (owned by you, no symlinks, no
+    file writable by group or others: its bytes are unpickled)."""
     uid = os.getuid()
-    for p in [path, *sorted(path.rglob("*"))]:
-        st = p.lstat()
-        if st.st_uid != uid or st.st_mode & stat.S_IWOTH or p.is_symlink():
-            why = ("it is a symbolic link" if p.is_symlink() else
-                   f"it belongs to uid {st.st_uid}, not to you (uid {uid})" if st.st_uid != uid else
-                   "anyone may write it (mode o+w)")
+    chain = [] if run_dir is None else [Path(run_dir), path.parent]
+    for p, inside in [*((c, False) for c in chain), (path, True), *((q, True) for q in sorted(path.rglob("*")))]:
+        why = _distrust(p, uid, inside)
+        if why:
             raise UntrustedCheckpoint(
                 f"checkpoint {path} is not restored: {p} cannot be trusted ({why}). Restoring unpickles "
                 f"its metadata, which would run code of whoever wrote it. If you trust it, make it yours "
-                f"(chown -R $USER {path}; chmod -R o-w {path}); otherwise delete it to restart the run: rm -r {path}")
+                f"(chown -R $USER {p}; chmod -R go-w {path}); otherwise delete it to restart the run: rm -r {path}")
+
+
+def seal(path: Path) -> None:
+    """Our own checkpoint's files writable by us alone (a umask of 002 would leave them g+w,
+    which check_trusted refuses)."""
+    for p in path.rglob("*"):
+        st = p.lstat()
+        if stat.S_ISREG(st.st_mode) and st.st_mode & _OTHERS_WRITE:
+            os.chmod(p, st.st_mode & ~_OTHERS_WRITE)
 
 
 class CheckpointWriteError(RuntimeError):
@@ -108,6 +135,7 @@ def newest_complete(root: Path) -> Optional[Path]:
 class Checkpointer:
     def __init__(self, run_dir: Path, info: DistInfo, trainer_cfg: Any):
         self.root = Path(run_dir) / rundir.CHECKPOINT_DIR
+        self.run_dir = Path(run_dir)
         self.info = info
         self.every_samples: Optional[int] = trainer_cfg.get("checkpoint_every_samples")
         minutes = trainer_cfg.get("checkpoint_every_minutes")
@@ -170,7 +198,9 @@ class Checkpointer:
             raise CheckpointWriteError(f"writing checkpoint {tmp} failed ({causes or e.args[0]})") from e
         if self.info.is_main:
             rundir.atomic_write_json(tmp / _STATE, {**progress})
+            seal(tmp)  # every rank's shards are written: dcp.save returns after the last
             rundir.atomic_write_text(tmp / _COMPLETE, "ok\n")
+            seal(tmp)
             self._switch_to(tmp, progress["step"])
             for stale in self.root.iterdir():  # earlier attempts, never complete or superseded now
                 if stale.name != _LATEST:
@@ -200,13 +230,15 @@ class Checkpointer:
         found = None
         if self.info.is_main:  # rank 0 finds it and puts it in place; every rank then reads it
             found = newest_complete(self.root)
+            if found is not None:
+                check_trusted(found, self.run_dir)  # before a switch moves it
             if found is not None and found.name != _LATEST:
                 log.info("checkpoint %s is the newest complete one (a switch was cut short): using it", found)
                 self._switch_to(found, int(_progress_of(found)["step"]))
         if not broadcast_object(found is not None, self.info):
             return {}
         latest = self.root / _LATEST
-        check_trusted(latest)
+        check_trusted(latest, self.run_dir)
         try:
             progress = json.loads((latest / _STATE).read_text())
             for _, opt in optimizer.optimizers:  # lazy optimizer state (Adam's) must exist to be loaded into

@@ -223,10 +223,62 @@ def test_a_checkpoint_others_can_write_is_refused_and_kept(tmp_path):
     os.chmod(latest / "state.json", 0o666)
     out = run_job(RUN, run_dir)
     assert out["status"] == "failed"
-    assert "cannot be trusted" in out["summary"]["error"] and "chmod -R o-w" in out["summary"]["error"]
+    assert "cannot be trusted" in out["summary"]["error"] and "chmod -R go-w" in out["summary"]["error"]
     assert (latest / "COMPLETE").exists()  # nothing lost: the checkpoint is still there
     os.chmod(latest / "state.json", 0o644)
     resumed = run_job(RUN + ["retry_failed=true"], run_dir)["summary"]
+    assert resumed["status"] == "completed" and resumed["resumed_from_samples"] == 6 * 512
+
+
+@pytest.mark.parametrize("how", ["group-writable file", "symlinked checkpoint dir"])
+def test_a_checkpoint_open_to_others_anywhere_on_its_chain_is_refused(tmp_path, how):
+    """A file its group may write (its bytes are unpickled), or a checkpoint/ directory that is
+    a link to somewhere else: refused, naming the path, and nothing in the run dir moved."""
+    run_dir = tmp_path / "run"
+    _preempted(RUN, run_dir, at_step=6)
+    root = run_dir / "checkpoint"
+    if how == "group-writable file":
+        os.chmod(root / "latest" / ".metadata", 0o664)
+        bad = root / "latest" / ".metadata"
+    else:
+        elsewhere = tmp_path / "elsewhere"
+        root.rename(elsewhere)
+        root.symlink_to(elsewhere)
+        bad = root
+    out = run_job(RUN, run_dir)
+    assert out["status"] == "failed" and f"{bad} cannot be trusted" in out["summary"]["error"], out["summary"]
+    assert (root / "latest" / "COMPLETE").exists()
+
+
+def test_a_cut_short_switch_is_checked_before_it_is_moved(tmp_path):
+    """The newest complete checkpoint is still tmp-N (a crash between the renames): an untrusted
+    one is refused before rank 0 renames anything."""
+    run_dir = tmp_path / "run"
+    _preempted(RUN, run_dir, at_step=6)
+    root = run_dir / "checkpoint"
+    newer = root / "tmp-99"
+    shutil.copytree(root / "latest", newer)
+    state = json.loads((newer / "state.json").read_text())
+    (newer / "state.json").write_text(json.dumps({**state, "step": 99, "samples_seen": 99 * 512}))
+    os.chmod(newer / "state.json", 0o666)
+    before = sorted(p.name for p in root.iterdir())
+    out = run_job(RUN, run_dir)
+    assert out["status"] == "failed" and "tmp-99/state.json cannot be trusted" in out["summary"]["error"]
+    assert sorted(p.name for p in root.iterdir()) == before
+
+
+def test_a_checkpoint_saved_under_a_group_umask_is_sealed_and_resumes(tmp_path):
+    """With umask 002 the shards would be g+w: the checkpointer takes group write off its own
+    files, so the run resumes (and no file of it is writable by others)."""
+    run_dir = tmp_path / "run"
+    old = os.umask(0o002)
+    try:
+        _preempted(RUN, run_dir, at_step=6)
+    finally:
+        os.umask(old)
+    files = [p for p in (run_dir / "checkpoint" / "latest").rglob("*") if p.is_file()]
+    assert files and not [p for p in files if p.stat().st_mode & 0o022]
+    resumed = run_job(RUN, run_dir)["summary"]
     assert resumed["status"] == "completed" and resumed["resumed_from_samples"] == 6 * 512
 
 
