@@ -173,6 +173,10 @@ class Checkpointer:
         self._previous = {}
 
     # ---------------------------------------------------------------- save
+    def due_by_samples(self, samples_seen: int) -> bool:
+        """Due by the sample interval alone: the same answer on every rank."""
+        return bool(self.every_samples) and samples_seen - self._last_save_samples >= self.every_samples
+
     def due(self, samples_seen: int) -> bool:
         """This rank's view: an interval has passed (the loop makes the ranks agree)."""
         if self.every_samples and samples_seen - self._last_save_samples >= self.every_samples:

@@ -2,7 +2,7 @@
 
 Schemas hold the types and the meaning of every knob; the values live in `configs/`
 (one YAML file per option of a group), so each default is written once.  The app
-(runner/schema.py) registers these dataclasses in Hydra's ConfigStore, so a wrong type or
+(runner/compose.py) registers these dataclasses in Hydra's ConfigStore, so a wrong type or
 an unknown key fails at composition with Hydra's own message, before any work starts.
 `validate` then checks what a type cannot say (positive sizes, known option names,
 shapes that fit together, the world size), each error naming the field and the fix.
@@ -119,6 +119,7 @@ class TrainerConfig:
     # Seconds a rank waits in the process group's set-up and collectives for a peer before it
     # fails (a dead peer on another node otherwise holds the others for NCCL's 10 / gloo's 30 min).
     collective_timeout_s: float = MISSING
+    sync_every_steps: Optional[int] = MISSING  # steps between loss reads (null: by device)
     pipeline: Any = MISSING  # TorchRec's TrainPipelineSparseDist: auto (on CUDA only) | true | false
 
 
@@ -169,7 +170,7 @@ class Config:
     retry_failed: bool = MISSING  # a relaunched sweep retries failed/diverged runs only when true
 
 
-# The schema of each config group (runner/schema.py registers them with Hydra).
+# The schema of each config group (runner/compose.py registers them with Hydra).
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"schema": ModelConfig},
     "data": {"schema_synthetic": SyntheticDataConfig, "schema_criteo": CriteoDataConfig},
@@ -319,6 +320,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
         _positive_float(cfg, key)
     _positive_float(cfg, "trainer.checkpoint_every_minutes", allow_none=True)
     _positive_float(cfg, "trainer.collective_timeout_s")
+    _positive_int(cfg, "trainer.sync_every_steps", allow_none=True)
     if cfg.model.embedding_dim % 4:
         raise ConfigError(
             f"model.embedding_dim={cfg.model.embedding_dim} is not a multiple of 4: FBGEMM's table-batched "

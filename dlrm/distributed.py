@@ -77,11 +77,17 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
-def agree(flags: list[bool], info: DistInfo) -> list[bool]:
-    """Each flag true on every rank when it is true on any rank: one all-reduce (MAX) of a
-    small tensor on the rank's device."""
+_NO_STEP = -(2 ** 62)
+
+
+def agree(first_bad_step: Optional[int], flags: list[bool], info: DistInfo) -> tuple[Optional[int], list[bool]]:
+    """The earliest step any rank found bad (None: no rank did), and each flag true on every
+    rank when it is true on any rank: one all-reduce (MAX, the step negated) of a small
+    tensor on the rank's device."""
     if info.world_size == 1:
-        return [bool(f) for f in flags]
-    t = torch.tensor([int(bool(f)) for f in flags], dtype=torch.int32, device=info.device)
+        return first_bad_step, [bool(f) for f in flags]
+    t = torch.tensor([_NO_STEP if first_bad_step is None else -int(first_bad_step), *(int(bool(f)) for f in flags)],
+                     dtype=torch.int64, device=info.device)
     dist.all_reduce(t, op=dist.ReduceOp.MAX)
-    return [bool(v) for v in t.tolist()]
+    values = t.tolist()
+    return (None if values[0] == _NO_STEP else -values[0]), [bool(v) for v in values[1:]]

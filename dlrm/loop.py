@@ -46,6 +46,10 @@ class Diverged(RuntimeError):
         self.step, self.samples_seen, self.value = step, samples_seen, value
 
 
+# Steps between loss reads on CUDA: a NaN or a preemption is acted on within this many steps.
+SYNC_EVERY_STEPS_CUDA = 20
+
+
 @dataclass
 class Trainable:
     """What a run trains: built once, here, for the loop and the benchmarks alike."""
@@ -161,6 +165,13 @@ class _Logger:
             self.writer.close()
 
 
+def sync_every_steps(trainer_cfg: Any, device_type: str) -> int:
+    """How many steps the loop runs between reading its losses (trainer.sync_every_steps; null:
+    1 on CPU, where reading a loss costs nothing, SYNC_EVERY_STEPS_CUDA on CUDA)."""
+    value = trainer_cfg.get("sync_every_steps")
+    return int(value) if value is not None else (SYNC_EVERY_STEPS_CUDA if device_type == "cuda" else 1)
+
+
 def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> dict:
     """Train one run and return its summary (the caller writes it)."""
     t_start = time.perf_counter()
@@ -206,26 +217,41 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
         first_step = step
         poison = (lambda k: nan_here and cfg.debug.nan_update_only and first_step + k == nan_at)
         steps, pause = plain_steps(t, items, set_lr, samples_seen, poison), (lambda: None)
+    sync_every = sync_every_steps(tcfg, info.device.type)
+    pending: list[tuple[int, int, int, torch.Tensor, float]] = []  # steps whose loss is still on the device
     t_loop = time.perf_counter()
     try:
         for size, loss in steps:
             if nan_here and step == nan_at and not cfg.debug.nan_update_only:
                 loss = loss * float("nan")  # fault injection for the divergence tests
-            loss_value = float(loss)
             step += 1
             samples_seen += size
             if step == sigterm_at:
                 os.kill(os.getpid(), signal.SIGTERM)  # fault injection: a preemption, as SLURM sends it
             if step == fault_at:
                 inject_fault(cfg.debug.fault, info.rank, step)
-            # One collective a step: a non-finite loss on any rank ends the run on every rank,
-            # and every rank checkpoints together.
-            diverged, save, preempt = distributed.agree(
-                [not math.isfinite(loss_value), ckpt.due(samples_seen), ckpt.preempt_requested()], info)
-            if diverged:
-                raise Diverged(step, samples_seen, loss_value if not math.isfinite(loss_value) else float("nan"))
-            logger.step(step, samples_seen, size, loss_value, t.optimizer.param_groups[-1]["lr"])
-            if evals(samples_seen) and samples_seen < num_train:
+            pending.append((step, samples_seen, size, loss, t.optimizer.param_groups[-1]["lr"]))
+            eval_due = evals(samples_seen) and samples_seen < num_train
+            # The losses are read, and the ranks agree, only at a sync step: the same steps on
+            # every rank (by step and sample counts alone), every sync_every steps and before
+            # every eval, samples-due checkpoint and the end.  Reading a loss waits for the
+            # device, which would stall TrainPipelineSparseDist's overlap every step.
+            if not (step % sync_every == 0 or eval_due or samples_seen >= num_train
+                    or ckpt.due_by_samples(samples_seen)):
+                continue
+            losses = torch.stack([p[3] for p in pending]).tolist()
+            mine = next((p[0] for p, v in zip(pending, losses) if not math.isfinite(v)), None)
+            # One collective: the earliest non-finite loss on any rank ends the run on every
+            # rank at that step, and every rank checkpoints together.
+            bad_step, (save, preempt) = distributed.agree(mine, [ckpt.due(samples_seen), ckpt.preempt_requested()],
+                                                          info)
+            for (s, n, sz, _, lr), v in zip(pending, losses):
+                if bad_step is not None and s >= bad_step:
+                    raise Diverged(s, n, v if not math.isfinite(v) else float("nan"))
+                logger.step(s, n, sz, v, lr)
+            loss_value = losses[-1]
+            pending.clear()
+            if eval_due:
                 t_eval = time.perf_counter()
                 pause()
                 logger.eval(step, samples_seen, evaluate(t.model, batches, info), final=False)

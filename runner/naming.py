@@ -31,7 +31,7 @@ _MAX_NAME = 200
 RESULT_NEUTRAL_KEYS = (
     "out_root", "sweep_name", "retry_failed", "launcher", "trainer.progress_bar", "trainer.log_every_samples",
     "trainer.checkpoint_every_samples", "trainer.checkpoint_every_minutes", "trainer.prefetch_batches",
-    "trainer.tensorboard", "trainer.num_threads", "trainer.collective_timeout_s", "trainer.eval_batch_size", "data.path",
+    "trainer.tensorboard", "trainer.num_threads", "trainer.collective_timeout_s", "trainer.sync_every_steps", "trainer.eval_batch_size", "data.path",
     "trainer.eval_log_spaced_from", "trainer.eval_log_spaced_per_octave",  # more evals, the same run
     "debug.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
     "debug.fault_at_step", "debug.fault_rank", "debug.fault",  # first attempt only: a resume repeats none

@@ -102,10 +102,13 @@ def test_two_nodes_on_one_machine_match_one_rank(one_rank, tmp_path):
     _written_once(run_dir)
 
 
-def test_a_nan_on_one_rank_ends_the_run_diverged_on_every_rank(tmp_path):
+@pytest.mark.parametrize("sync_every", [1, 8])
+def test_a_nan_on_one_rank_ends_the_run_diverged_on_every_rank(tmp_path, sync_every):
+    """Also when the losses are read every 8 steps: the ranks agree on the earliest bad step."""
     run_dir = tmp_path / "nan"
     proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "dlrm.train", *RUN,
-                           "debug.nan_at_step=5", "debug.nan_rank=1", f"hydra.run.dir={run_dir}"],
+                           "debug.nan_at_step=5", "debug.nan_rank=1", f"trainer.sync_every_steps={sync_every}",
+                           f"hydra.run.dir={run_dir}"],
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     s = _summary(run_dir)
     assert s["status"] == "diverged", _out(proc)
@@ -242,6 +245,6 @@ def test_every_control_collective_sends_its_tensor_on_the_ranks_device(monkeypat
     monkeypatch.setattr(dist, "all_reduce", lambda t, op=None: None)
     monkeypatch.setattr(dist, "broadcast_object_list", lambda box, src, device=None: devices.append(device))
     gpu = distributed.DistInfo(rank=1, world_size=2, local_rank=1, local_world_size=2, device="cuda:1")
-    assert distributed.agree([True, False], gpu) == [True, False]
+    assert distributed.agree(None, [True, False], gpu) == (None, [True, False])
     assert distributed.broadcast_object("x", gpu) == "x"
     assert devices == ["cuda:1", "cuda:1"]
