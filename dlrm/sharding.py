@@ -133,15 +133,46 @@ def sharding_types_used(plan: ShardingPlan) -> list[str]:
     return sorted({ps.sharding_type for mp in plan.plan.values() for ps in mp.values()})
 
 
+# Rows drawn from one generator: a rank draws only the blocks its shards touch, one at a time,
+# so initialising a table costs a rank its shards plus one block, never the whole table.
+INIT_BLOCK_ROWS = 2 ** 18
+
+
+def table_seed(seed: int, table: str) -> int:
+    return seed * 1_000_003 + sum(map(ord, table)) * 7919 + len(table)
+
+
+def _block_generator(seed_of_table: int, block: int) -> torch.Generator:
+    # Block 0 draws from the table's own seed: a table of at most INIT_BLOCK_ROWS rows is the
+    # one draw of the whole table, and a larger one starts with that draw's first rows.
+    return torch.Generator().manual_seed((seed_of_table + block * 0x9E3779B97F4A7C15) % 2 ** 63)
+
+
+def init_slice(seed_of_table: int, rows: int, cols: int, r0: int, nr: int, c0: int, nc: int,
+               block_rows: int = INIT_BLOCK_ROWS) -> torch.Tensor:
+    """Rows r0..r0+nr, columns c0..c0+nc of a table's initial values, TorchRec's default law
+    U(-sqrt(1/rows), sqrt(1/rows)), drawn block by block: the same values whatever slice is asked."""
+    out = torch.empty(nr, nc)
+    bound = (1.0 / rows) ** 0.5
+    if nr == 0 or nc == 0:
+        return out
+    for block in range(r0 // block_rows, (r0 + nr - 1) // block_rows + 1):
+        b0, b1 = block * block_rows, min((block + 1) * block_rows, rows)
+        values = torch.empty(b1 - b0, cols).uniform_(-bound, bound, generator=_block_generator(seed_of_table, block))
+        lo, hi = max(r0, b0), min(r0 + nr, b1)
+        out[lo - r0:hi - r0] = values[lo - b0:hi - b0, c0:c0 + nc]
+    return out
+
+
 def init_tables(dmp: DistributedModelParallel, seed: int) -> int:
     """Initialise every embedding table the same way whatever the sharding and world size.
 
     DMP allocates each shard on its rank from that rank's RNG, so the same seed would
     give other initial tables under another plan -- a confound in a study that compares
-    world sizes or sharding types.  Here table t is drawn in full from a generator
-    seeded by (seed, t), with TorchRec's default law U(-sqrt(1/rows), sqrt(1/rows)), and
-    each rank copies in the rows and columns of the shards it holds.  Returns the number
-    of tables initialised.
+    world sizes or sharding types.  Here the values of table t come from generators seeded
+    by (seed, t) and the row block (`init_slice`), and each rank draws only the rows of the
+    shards it holds: at Criteo 1TB sizes a full table per rank would be tens of GB.
+    Returns the number of tables initialised.
     """
     from torch.distributed._shard.sharded_tensor import ShardedTensor
 
@@ -152,14 +183,12 @@ def init_tables(dmp: DistributedModelParallel, seed: int) -> int:
                 continue
             table = key.split(".embedding_bags.")[1].rsplit(".", 1)[0]
             rows, cols = value.size()
-            gen = torch.Generator().manual_seed(seed * 1_000_003 + sum(map(ord, table)) * 7919 + len(table))
-            bound = (1.0 / rows) ** 0.5
-            full = torch.empty(rows, cols).uniform_(-bound, bound, generator=gen)
+            ts = table_seed(seed, table)
             if isinstance(value, ShardedTensor):
                 for shard in value.local_shards():
                     (r0, c0), (nr, nc) = shard.metadata.shard_offsets, shard.metadata.shard_sizes
-                    shard.tensor.copy_(full[r0:r0 + nr, c0:c0 + nc])
+                    shard.tensor.copy_(init_slice(ts, rows, cols, r0, nr, c0, nc))
             else:
-                value.copy_(full)
+                value.copy_(init_slice(ts, rows, cols, 0, rows, 0, cols))
             count += 1
     return count
