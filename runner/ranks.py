@@ -4,9 +4,11 @@ The job has decided and written config.yaml under the lock it holds; the ranks r
 frozen file and global rank 0 writes the summary.  This process waits for them, and:
 
 - hands a preemption on: SIGTERM or SIGUSR2 (submitit's signal, which torchrun would not
-  pass on) to this process becomes SIGTERM to torchrun, which sends it to every rank; the
-  ranks checkpoint and rank 0 marks the run interrupted; only then is the signal handed
-  to whoever had it before (submitit requeues the job) -- the ranks never race the kill;
+  pass on) to this process becomes SIGTERM to every rank, sent straight to them (torchrun's
+  own handling would SIGKILL them 30 s on); the ranks checkpoint and rank 0 marks the run
+  interrupted; only then is the signal handed to whoever had it before (submitit requeues
+  the job) -- the ranks never race the kill.  torchrun ignores SIGUSR2, so SLURM's
+  `--signal`, which reaches every process of the step, does not end it mid-checkpoint;
 - takes its ranks down with it: torchrun gets SIGTERM if this process dies (Linux
   PR_SET_PDEATHSIG), and holds the run dir's lock too (the lock's file descriptor is
   inherited), so the lock is free only once the ranks are gone;
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import ctypes
 import logging
+import os
 import signal
 import subprocess
 import sys
@@ -38,14 +41,31 @@ _PR_SET_PDEATHSIG = 1
 
 
 def _die_with_parent() -> None:  # runs in the child between fork and exec
+    # SLURM's --signal reaches every process of the job step, torchrun included, which has no
+    # handler for SIGUSR2 and would die of it while its ranks checkpoint: it ignores it (kept
+    # through exec); the ranks install their own handler.
+    signal.signal(signal.SIGUSR2, signal.SIG_IGN)
     try:
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
     except (OSError, AttributeError):
         pass  # not Linux: the ranks outlive a killed launcher, as torchrun's own would
 
 
+def _children(pid: int) -> list[int]:
+    """The processes `pid` started (torchrun's ranks), from /proc; [] where it cannot tell."""
+    out: list[int] = []
+    for task in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            out += [int(p) for p in task.read_text().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
 class _Forwarder:
-    """While installed: a preemption signal is recorded and sent on to the child as SIGTERM."""
+    """While installed: a preemption signal is recorded and sent on to the ranks as SIGTERM,
+    straight to them: SIGTERM to torchrun itself would have it SIGKILL the ranks 30 s later,
+    whatever their checkpoint still needs (torchrun only while its ranks are not started)."""
 
     def __init__(self, proc: subprocess.Popen):
         self.proc, self.signum, self.previous = proc, None, {}
@@ -60,7 +80,15 @@ class _Forwarder:
         if self.signum is None:
             log.info("%s: passing %s on to the ranks as SIGTERM", self.proc.args[-1], signal.Signals(signum).name)
         self.signum = signum
-        if self.proc.poll() is None:
+        if self.proc.poll() is not None:
+            return
+        ranks = _children(self.proc.pid)
+        for pid in ranks:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        if not ranks:
             self.proc.send_signal(signal.SIGTERM)
 
     def __exit__(self, *exc: Any) -> None:

@@ -117,3 +117,51 @@ def test_a_bad_fault_kind_is_refused():
 
     with pytest.raises(ConfigError, match="debug.fault='segv' is not known: use one of error, kill"):
         validate(compose(["debug.fault=segv"]), 1, "cpu")
+
+
+def _descendants(pid: int) -> list[int]:
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        for task in Path(f"/proc/{p}/task").glob("*/children"):
+            try:
+                kids = [int(k) for k in task.read_text().split()]
+            except OSError:
+                kids = []
+            out += kids
+            todo += kids
+    return out
+
+
+@pytest.mark.slow
+def test_slurms_signal_to_every_process_of_the_step_ends_interrupted_with_a_complete_checkpoint(tmp_path):
+    """SLURM's --signal=USR2@... reaches every process of the job step (with proctrack/cgroup):
+    the launcher, torchrun and each rank, at once.  torchrun must not die of it while its
+    ranks checkpoint: the launcher exits with the requeue code only once the ranks are done,
+    the run is interrupted over a complete checkpoint, and the same command resumes it."""
+    import signal
+    import time
+
+    run_dir = tmp_path / "run"
+    args = [sys.executable, "-m", "dlrm.train", "launcher=torchrun", "launcher.nproc_per_node=2", *RUN,
+            "data.num_train_samples=262144", "trainer.checkpoint_every_samples=16384", f"hydra.run.dir={run_dir}"]
+    proc = subprocess.Popen(args, cwd=REPO, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
+    deadline = time.monotonic() + 300
+    while not (run_dir / "checkpoint" / "latest" / "COMPLETE").exists():
+        assert proc.poll() is None and time.monotonic() < deadline, proc.stderr.read()[-3000:]
+        time.sleep(0.1)
+    step = [proc.pid, *_descendants(proc.pid)]
+    assert len(step) >= 4  # the launcher, torchrun, two ranks
+    for pid in step:
+        os.kill(pid, signal.SIGUSR2)
+    assert proc.wait(timeout=300) == 143, proc.stderr.read()[-3000:]
+    alive = [p for p in step if Path(f"/proc/{p}").exists() and "zombie" not in Path(f"/proc/{p}/status").read_text()]
+    assert not alive, f"processes outlived the launcher: {alive}"
+    s = _summary(run_dir)
+    assert s["status"] == "interrupted", s
+    saved = _checkpointed_samples(run_dir)
+    again = _launcher(run_dir, "data.num_train_samples=262144", "trainer.checkpoint_every_samples=16384")
+    assert again.returncode == 0, _out(again)
+    s = _summary(run_dir)
+    assert s["status"] == "completed" and s["resumed_from_samples"] >= saved, s
