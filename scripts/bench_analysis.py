@@ -3,11 +3,11 @@
     .venv/bin/python scripts/bench_analysis.py [--runs-dir DIR] [--bootstrap 1000] [--no-plots]
                                                [--shape schemes|v1]
 
-The default shape (issue 14): 200 run dirs in 25 series of 8 data sizes -- one base model
-and each scaling scheme of the paper (embedding dim, bottom-MLP width, top-MLP width) over
-8 more values sharing it, every config at 8 data sizes 2^13..2^20, one seed, contract
-version 2 (analysis/synthetic_runs.py).  `--shape v1` is the former benchmark (the v1 demo
-grid for two architectures, four seeds).  Times `python -m analysis` end to end in this
+The default shape (`--shape schemes`): 200 run dirs in 25 series of 8 data sizes -- one base
+model and each scaling scheme of the paper (embedding dim, bottom-MLP width, top-MLP width)
+over 8 more values sharing it, every config at 8 data sizes 2^13..2^20, one seed, contract
+version 2 (analysis/synthetic_runs.py).  `--shape v1`: run dirs of contract version 1, a grid
+of embedding dims and MLP widths for two architectures, four seeds.  Times `python -m analysis` end to end in this
 process: loading, every fit and bootstrap, the rolling extrapolation checks, the joint
 laws, plots and report.  Target: < 10 s on a 2-core machine.
 """

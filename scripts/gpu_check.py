@@ -14,8 +14,7 @@ Each step runs in its own process with a share of the budget left as its time li
 step that fails or runs out of time is reported and the next one still runs.
 
 Output in --out (default $OUT, else runs/gpu_check): gpu_check.txt (the table),
-gpu_check.json (everything), train_summary.json, bench_<step>.json, logs.txt: 7 files,
-what the device tool brings back.
+gpu_check.json (everything), train_summary.json, bench_<step>.json, logs.txt: 7 files.
 
 `--dry-run`: the same steps at tiny sizes, on the CPU with `--device cpu`: it checks every
 command line, override and parser, not the numbers.

@@ -4,26 +4,33 @@
 # DLRM-DCNv2 shapes, with the published single-GPU reference beside: one run of at most
 # 6 minutes, install included (scripts/gpu_check.py runs the steps).
 #
-#   scripts/gpu_check.sh pack     here, with a network: fills gpu-wheels/ (git-ignored) with
-#                                 part00.. (the TorchRec stack from /work/shared/gpu/wheels.sh:
-#                                 fbgemm-gpu 1.6 CUDA, torchrec 1.6.1, tensordict, pyvers, iopath),
+# Needs the TorchRec stack on the GPU machine: `make setup DEVICE=gpu` (CUDA torch, fbgemm-gpu,
+# torchrec), or, for a GPU machine without a network, the files `pack` writes:
+#   scripts/gpu_check.sh pack     on a machine with a network: fills gpu-wheels/ (git-ignored) with
 #                                 deps.tar.xz (hydra-core, omegaconf, antlr4-python3-runtime,
-#                                 torchmetrics at .venv's versions) and MANIFEST (their sha256).
+#                                 torchmetrics at .venv's versions), MANIFEST (their sha256) and,
+#                                 when WHEELS_SH names a script, part00.. of the TorchRec stack:
+#                                 `bash $WHEELS_SH DIR PART_MIB` writes one xz-compressed tar of an
+#                                 importable tree (fbgemm-gpu CUDA, torchrec, tensordict, iopath, ...)
+#                                 split into DIR/part00.. of at most PART_MIB MiB.  WHEELS_SH unset:
+#                                 no parts are made, the GPU machine's stack is assumed installed.
 #                                 PACK=deps packs deps.tar.xz alone (parts already there).
-#   scripts/gpu_check.sh stage    on the GPU machine, in each call that carries files of
-#                                 gpu-wheels/: keeps them in /tmp/gpu-wheels for the next calls.
+#   scripts/gpu_check.sh stage    on the GPU machine, after copying some of gpu-wheels/ there:
+#                                 keeps them in /tmp/gpu-wheels, so files copied in several goes add up.
 #   scripts/gpu_check.sh install  installs what is missing from the staged files into /tmp/site.
 #   scripts/gpu_check.sh [--dry-run] [gpu_check.py options]
 #                                 install if needed, then the check; results in $OUT (or
 #                                 runs/gpu_check): gpu_check.txt, gpu_check.json, bench_*.json, ...
+#                                 Its Python is $PY (python3 on the GPU; after make setup
+#                                 DEVICE=gpu: PY=.venv/bin/python scripts/gpu_check.sh).
 #   DEVICE=cpu scripts/gpu_check.sh --dry-run     the same steps at tiny sizes, on the CPU
 set -euo pipefail
 cd "$(dirname "$0")/.."
 REPO=$PWD
-WHEELS=${GPU_WHEELS:-gpu-wheels}        # what this call carried (the repo's ignored folder)
-STAGE=${GPU_STAGE:-/tmp/gpu-wheels}     # what earlier calls on the same (warm) machine carried
+WHEELS=${GPU_WHEELS:-gpu-wheels}        # the files pack writes (the repo's ignored folder)
+STAGE=${GPU_STAGE:-/tmp/gpu-wheels}     # where stage keeps them on the GPU machine
 SITE=${GPU_SITE:-/tmp/site}
-WHEELS_SH=${WHEELS_SH:-/work/shared/gpu/wheels.sh}
+WHEELS_SH=${WHEELS_SH:-}                # optional: the script that packs the TorchRec stack (see pack)
 PART_MIB=${PART_MIB:-60}
 BUDGET_S=${BUDGET_S:-360}
 
@@ -49,26 +56,28 @@ pack_deps() {
 }
 
 pack() {
-  if [ "${PACK:-all}" = all ]; then
+  if [ "${PACK:-all}" = all ] && [ -z "$WHEELS_SH" ]; then
+    echo "gpu_check: WHEELS_SH unset: no TorchRec parts packed (the GPU machine's stack is assumed installed)"
+  elif [ "${PACK:-all}" = all ]; then
     [ -f "$WHEELS_SH" ] || die "$WHEELS_SH not found (set WHEELS_SH=...)"
     bash "$WHEELS_SH" "$WHEELS" "$PART_MIB"
   fi
   pack_deps
   (cd "$WHEELS" && sha256sum $(ls part* 2>/dev/null) deps.tar.xz > MANIFEST)
   ls -la "$WHEELS"
-  echo "gpu_check: carry gpu-wheels/MANIFEST and gpu-wheels/deps.tar.xz with the first part, one part per call"
+  echo "gpu_check: copy gpu-wheels/ (MANIFEST, deps.tar.xz and every part) to the GPU machine, then run stage and install there"
 }
 
 stage() {
   mkdir -p "$STAGE"
   local f found=0
   for f in "$WHEELS"/*; do [ -f "$f" ] && cp "$f" "$STAGE/" && found=1; done
-  [ "$found" = 1 ] || die "nothing carried in $WHEELS/"
+  [ "$found" = 1 ] || die "nothing copied into $WHEELS/"
   ls -la "$STAGE"
   [ -f "$STAGE/MANIFEST" ] || return 0
   local missing=""
   while read -r _ name; do [ -n "$(first_of "$name")" ] || missing="$missing $name"; done < "$STAGE/MANIFEST"
-  if [ -n "$missing" ]; then echo "gpu_check: still to carry:$missing"; else echo "gpu_check: every part staged"; fi
+  if [ -n "$missing" ]; then echo "gpu_check: still to copy:$missing"; else echo "gpu_check: every part staged"; fi
 }
 
 unpack() {  # unpack FILE... : one xz-compressed tar, split or not, into $SITE
@@ -83,14 +92,14 @@ unpack() {  # unpack FILE... : one xz-compressed tar, split or not, into $SITE
 install() {
   local manifest parts=() missing="" sum name f
   manifest=$(first_of MANIFEST)
-  [ -n "$manifest" ] || die "no MANIFEST in $STAGE or $WHEELS: run 'scripts/gpu_check.sh pack' here, carry gpu-wheels/MANIFEST"
+  [ -n "$manifest" ] || die "no MANIFEST in $STAGE or $WHEELS: run 'scripts/gpu_check.sh pack' on a machine with the network, copy gpu-wheels/ here"
   while read -r sum name; do
     f=$(first_of "$name")
     if [ -z "$f" ]; then missing="$missing $name"; continue; fi
-    echo "$sum  $f" | sha256sum -c --quiet - || die "$f is damaged (sha256): carry it again"
+    echo "$sum  $f" | sha256sum -c --quiet - || die "$f is damaged (sha256): copy it again"
     case "$name" in part*) parts+=("$f") ;; esac
   done < "$manifest"
-  [ -z "$missing" ] || die "not carried yet:$missing (one part per call, 'scripts/gpu_check.sh stage' in each)"
+  [ -z "$missing" ] || die "not copied yet:$missing (copy them into gpu-wheels/ and run 'scripts/gpu_check.sh stage')"
   local t0=$SECONDS
   [ "${#parts[@]}" -gt 0 ] && unpack "${parts[@]}"
   unpack "$(first_of deps.tar.xz)"

@@ -2,7 +2,7 @@
 # Idempotent set-up: creates .venv/ in the repo root and installs the stack.
 #   DEVICE=cpu (default): torch 2.13 CPU + fbgemm-gpu-cpu 1.8 + torchrec 1.8
 #   DEVICE=gpu          : CUDA torch 2.13 + fbgemm-gpu 1.8 (CUDA) + torchrec 1.8
-# The install trap (DESIGN.md): torchrec's metadata asks for `fbgemm-gpu`, the CUDA
+# The install trap (README.md): torchrec's metadata asks for `fbgemm-gpu`, the CUDA
 # build, which overwrites fbgemm-gpu-cpu's files.  So torchrec is installed with
 # --no-deps and its real dependencies are listed in pyproject.toml instead.
 set -euo pipefail

@@ -11,19 +11,17 @@
 | dense terms | sum over dense features m of a_m abs(z_m), a_m^2 ~ m^-(1+q) | bottom-MLP (dense arch) width W | W/2: two ReLUs a term |
 | dense linear | linear weights and one product z_0 z_1 (the saturating world's dense part) | none | all |
 
-The top terms were planted for the top MLP (a ReLU of beta_f and w . z is one term, so a
-width-W top would miss the terms past W - 2, ~W^-r), but DLRM does not need its top for them:
+The top terms have the form of a top MLP's part (a ReLU of beta_f and w . z is one term, so
+a width-W top alone would miss the terms past W - 2, ~W^-r), but DLRM does not need its top:
 the dot of feature f's embedding with the dense arch's output, sum_j e_j(id) d_j(z), is any
 rank-d function of (id, z), and the bottom MLP forms the kinks in z.  A per-feature sum of
-kinks in a scalar beta_f(id) and 2 dense features is a smooth kernel of low rank.  Measured
-on a world of the top part alone (top_scale 2, 2^20 samples, Bayes NE 0.496): top widths 4, 8
-and 128 end at 0.535, 0.524 and 0.523 at embedding dim 16 (0.532, 0.526, 0.525 at dim 4),
-where "W - 2 terms" would give 0.724 at width 4.  So no student size of a sweep misses them:
-the oracle counts them as seen, the part costs data only, and the top width has no planted
-law (tests/test_world.py, test_train.py).  Only the bottom MLP sees the dense features before
-the embedding-wide bottleneck, so the embedding dim and the bottom width meet a part of
-their own, with their own exponents (p, q).  A top feature has no bias of its own: its main
-effect comes from its terms.
+kinks in a scalar beta_f(id) and 2 dense features is a smooth kernel of low rank, which a
+narrow top learns as well as a wide one (tests/test_train.py trains both).  So no student
+size of a sweep misses them: the oracle counts them as seen, the part costs data only, and
+the top width has no planted law on them (tests/test_world.py).  Only the bottom MLP sees
+the dense features before the embedding-wide bottleneck, so the embedding dim and the
+bottom width meet a part of their own, with their own exponents (p, q).  A top feature has
+no bias of its own: its main effect comes from its terms.
 
 The gated terms are what only the top MLP represents.  DLRM's interaction arch gives the
 top pairwise dots -- of two embeddings, or of an embedding and the dense arch's output --
@@ -35,17 +33,16 @@ gated by the pair's dot and kinked in the carrier's scalar, relu(s u - tau - M (
 represents one term, and one more passes the lower parts (a single linear combination of the
 top's inputs) through: the oracle of a top of width W misses the three-way parts of the
 terms past W - 1.  A stated approximation, not a bound: a ReLU can carry parts of several
-terms at once.  Measured on the world of the gated part alone (data=synthetic_top, README):
-at 2^20 samples every width 8-128 ends above it; at 2^21 width 8 ends below it (3 seeds,
-0.2234 against 0.2257, the oracle of width 9), width 16 above (0.2202 against 0.2169).  The
-spectrum is truncated, not lumped: the few widths of a top sweep would see a lump as a drop
-at the width that reaches it.  The default world has no gated terms (README: in it, at the
-demo's 2^20 samples, seeds lagged by up to 0.015 NE, and the other laws lost their fits).
+terms at once, so a trained top can end below the oracle of its width, most easily at small
+widths and large data sizes.  The spectrum is truncated, not lumped: the few widths of a top
+sweep would see a lump as a drop at the width that reaches it.  The gated terms live on a
+world of their own (data=synthetic_top); the default world has none, because learned beside
+its other parts they spread its seeds and blur the other laws' fits.
 
-Each spectrum is a power law whose last term holds the whole infinite remainder
-(`spectrum`): the share a student of k terms misses is then exactly the Hurwitz-zeta tail
-zeta(1 + e, k + 1) / zeta(1 + e, 1) ~ k^-e / e, a power law, as long as k stays below the
-number of terms (a sweep wider than that would see the lump).
+Each spectrum but the gated terms' is a power law whose last term holds the whole infinite
+remainder (`spectrum`): the share a student of k terms misses is then exactly the
+Hurwitz-zeta tail zeta(1 + e, k + 1) / zeta(1 + e, 1) ~ k^-e / e, a power law, as long as k
+stays below the number of terms (a sweep wider than that would see the lump).
 
 Every per-id parameter is a hash of (world seed, part, feature, id): any rank generates any
 sample, and nothing is stored but memos.  `parts` gives, for a student size, the part of the

@@ -71,7 +71,7 @@ def test_fits_json_follows_the_schema(analysed):
             assert math.isfinite(f["raw_params"][p]) and lo <= hi
         assert f["raw_params"]["beta"] > 0 and 0 <= f["raw_params"]["gamma"]
         assert f["n_points"] >= 4
-        # An undetermined fit gives no law (issue 14): no params, no efficiency figures.
+        # An undetermined fit gives no law: no params, no efficiency figures.
         assert (f["params"] is None) == (not f["determined"]) == (f["efficiency"] is None)
 
 
@@ -100,7 +100,7 @@ def test_data_laws_recover_the_planted_world(analysed):
 
 
 def test_parameter_axes_do_not_pay_in_a_world_where_they_saturate(analysed):
-    """Issue 14: a saturated axis is no law (4 values, flat) -- no verdict at all."""
+    """A saturated axis is no law (4 values, flat) -- no verdict at all."""
     fits = json.loads((analysed["out"] / "fits.json").read_text())
     params = [f for f in fits if f["axis"] in ("embedding_dim", "mlp_width")]
     assert params and not any(f["determined"] for f in params)
@@ -127,7 +127,7 @@ def test_planning_marks_a_target_below_the_floor_unreachable(analysed):
     # Either the law levels off above the target, or (gamma poorly determined) the known
     # Bayes floor rules it out.
     assert all("levels off" in p["reason"] or "Bayes floor" in p["reason"] for p in below)
-    # Only determined laws are planned with (issue 14).
+    # Only determined laws are planned with.
     fits = {f["label"]: f for f in json.loads((analysed["out"] / "fits.json").read_text())}
     assert all(fits[p["label"]]["determined"] for p in plans)
     data = [p for p in plans if p["target"] == 0.75 and p["axis"] == "data"]
@@ -137,8 +137,8 @@ def test_planning_marks_a_target_below_the_floor_unreachable(analysed):
 
 
 def test_joint_law_is_not_fitted_on_an_l_shaped_design(analysed):
-    """Issue 14 item 4: the demo's L (data sizes at two models, models at the largest data
-    size) crosses in neither direction: the joint law is skipped with the reason."""
+    """An L-shaped design (data sizes at two models, models at the largest data size)
+    crosses in neither direction: the joint law is skipped with the reason."""
     joint = json.loads((analysed["out"] / "joint.json").read_text())
     assert {j["group"]["model"] for j in joint} == {"dcn", "dlrm"}
     for j in joint:

@@ -1,4 +1,4 @@
-"""Issue 14 item 1: every fit says whether it is determined; an undetermined one gives no
+"""Every fit says whether it is determined; an undetermined one gives no
 law, no efficiency figure, no plan and no verdict, and the report says what the data show
 instead."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 14, the learning-rate envelope: with several learning rates at a point the
+"""The learning-rate envelope: with several learning rates at a point the
 analysis keeps the best per point and per seed, and says which rate won where."""
 import json
 

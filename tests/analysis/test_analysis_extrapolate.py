@@ -1,4 +1,4 @@
-"""The rolling extrapolation check (issue 14, item 5): fit on the smallest k x values,
+"""The rolling extrapolation check: fit on the smallest k x values,
 predict every larger one, for each k.  It flags a curve that bends away from a power law,
 flags a true power law rarely, and its errors grow with the extrapolation factor only
 when the law is wrong."""

@@ -80,7 +80,7 @@ def test_compute_optimal_split_minimises_ne_at_fixed_flops():
     assert ex["params"] == pytest.approx(TRUTH["b"] / (TRUTH["a"] + k * TRUTH["b"]), rel=1e-5)
 
 
-# ------------------------------------------------ issue 14 item 4: only where the design crosses
+# ------------------------------------------------ the joint law: fitted only where the design crosses
 from analysis.joint import crossing  # noqa: E402
 
 

@@ -1,7 +1,7 @@
-"""Contract version 2 (issues 12, 13) and issue 14 item 3: the scaling schemes as axes of
-their own, parameter counts only within one scheme, data identity, interrupted runs,
-the data axis from intermediate evals, the oracle curve, and recovery of the exponents
-planted per axis."""
+"""Run dirs of contract version 2 and the scaling schemes: the schemes as axes of their
+own, parameter counts only within one scheme, data identity, interrupted runs, the data
+axis from intermediate evals, the oracle curve, and recovery of the exponents planted per
+axis."""
 import csv
 import dataclasses
 import json

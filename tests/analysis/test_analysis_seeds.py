@@ -1,4 +1,4 @@
-"""Issue 14 item 2: intervals from seeds.  With two or more seeds whole seeds are
+"""Intervals from seeds.  With two or more seeds whole seeds are
 resampled (a seed's trajectory stays together) and the intervals widened for the few
 seeds they rest on; with one seed the interval is labelled fit noise only."""
 import json

@@ -1,4 +1,4 @@
-"""Issue 14 item 7 (speed): the work is batched -- every rolling check is one batched fit,
+"""Speed: the work is batched -- every rolling check is one batched fit,
 a series' bootstrap one call -- and spread over the cores without changing a number."""
 import json
 
