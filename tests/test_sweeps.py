@@ -281,6 +281,14 @@ def test_demo_sweep_spans_the_data_and_parameter_axes(tmp_path):
         values = {r[key] for r in axis}
         assert len(values) >= 5, (key, values)
         assert all(len({r["seed"] for r in axis if r[key] == v}) >= 2 for v in values), key
+    # The joint law's crossing on the default world: every embedding dim of the scheme (the base
+    # included) is evaluated at log-spaced data sizes from 2^16 or earlier, so >= 3 model sizes
+    # meet >= 3 data sizes.
+    overrides = [dict(o.split("=", 1) for o in job) for job in jobs]
+    scheme = [o for o in overrides if o.get("data", "synthetic") == "synthetic"
+              and (o["model.dense_arch_width"], o["model.over_arch_width"]) == ("64", "64")]
+    assert len({o["model.embedding_dim"] for o in scheme}) >= 5
+    assert all(int(o.get("trainer.eval_log_spaced_from") or 2 ** 40) <= 2 ** 16 for o in scheme), scheme
 
 
 def test_named_sweep_runs_through_the_grids_sweeper(tmp_path):

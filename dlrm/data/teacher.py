@@ -138,7 +138,7 @@ class Teacher:
         # Top terms: feature, direction over (z_0, z_1) and offset of each; beta and w.z are N(0, 1),
         # tau a quantile of their sum, so that the kinks fall where the data are.
         k = spec.top_terms if self.top_features else 0
-        self.top_feature_of = [self.top_features[i % len(self.top_features)] for i in range(k)] if k else []
+        self.top_term_beta = np.arange(k) % max(len(self.top_features), 1)  # term k's column of the top features' betas
         key = hashing.stream_key(spec.seed, STREAM_TOP + 100)
         angle = 2 * math.pi * hashing.uniform(key, np.arange(k))
         self.top_directions = np.stack([np.cos(angle), np.sin(angle)], axis=1) if k else np.zeros((0, 2))
@@ -323,12 +323,10 @@ class Teacher:
             logit += self._lookup("bias", f, sparse[:, f])
         logit += self._interactions(sparse)
         z = dense.astype(np.float64)
-        betas = {f: self._lookup("beta", f, sparse[:, f]) for f in self.top_features}
-        zt = z[:, :TOP_DENSE_FEATURES] @ self.top_directions.T if len(self.top_weights) else None  # [n, K]
-        top_terms = [self.top_weights[k] * np.abs(betas[f] + zt[:, k] - self.top_offsets[k])
-                     for k, f in enumerate(self.top_feature_of)]
-        for term in top_terms:
-            logit += term
+        if len(self.top_weights):  # all K terms as one [n, K] array: no per-term Python
+            betas = np.stack([self._lookup("beta", f, sparse[:, f]) for f in self.top_features], axis=1)
+            zt = z[:, :TOP_DENSE_FEATURES] @ self.top_directions.T  # [n, K]
+            logit += np.abs(betas[:, self.top_term_beta] + zt - self.top_offsets) @ self.top_weights
         gates = {f: self._lookup("gate", f, sparse[:, f]) for f in self.gated_features}
         kinks = self._kinks(sparse[:, self.gated_carrier]) if self.gated_pairs else None
         for k, (a, b) in enumerate(self.gated_pairs):
