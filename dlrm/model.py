@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import torch
-from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch, SparseArch
+from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.modules.mlp import MLP
@@ -223,19 +223,6 @@ class FlatInteractionArch(InteractionArch):
         return torch.cat((dense_features, interactions.flatten(1).index_select(1, self.triu_flat)), dim=1)
 
 
-class ViewSparseArch(SparseArch):
-    """TorchRec's sparse arch without its copy: the collection's pooled output already holds
-    the F embeddings side by side in feature order, so it is viewed as B x F x D instead of
-    split into F tensors and concatenated again (the same values and gradients)."""
-
-    def forward(self, features) -> torch.Tensor:
-        pooled = self.embedding_bag_collection(features)
-        if pooled.keys() == self.sparse_feature_names:
-            return pooled.values().reshape(-1, self.F, self.D)
-        by_name = pooled.to_dict()  # another key order: TorchRec's own gather
-        return torch.cat([by_name[name] for name in self.sparse_feature_names], dim=1).reshape(-1, self.F, self.D)
-
-
 def build_model(shape: ModelShape, dense_device: torch.device,
                 table_device: torch.device = torch.device("meta")) -> torch.nn.Module:
     """The unsharded model, its tables on `meta`: DistributedModelParallel allocates them."""
@@ -264,7 +251,6 @@ def build_model(shape: ModelShape, dense_device: torch.device,
         model.inter_arch = FlatInteractionArch(shape.num_sparse_features, dense_device)
     else:
         raise ValueError(f"model.name must be one of {MODEL_NAMES}, got {shape.name!r}")
-    model.sparse_arch = ViewSparseArch(ebc)
     if shape.dense_arch_output == "linear":  # DLRM's constructors take no activation: swap the arch's MLP
         model.dense_arch.model = linear_output_mlp(shape.num_dense_features, shape.dense_arch_layer_sizes, dense_device)
     return model

@@ -70,36 +70,3 @@ def test_a_linear_dense_arch_output_drops_only_the_last_relu(depth):
     out_relu, out_linear = relu(x), linear(x)
     assert (out_relu >= 0).all() and (out_linear < 0).any()  # TorchRec's DenseArch ReLUs its output
     assert torch.equal(out_relu, torch.relu(out_linear))  # and that is the only difference
-
-
-@pytest.mark.parametrize("name", ["dlrm", "dcn"])
-def test_the_viewed_sparse_arch_gives_torchrecs_values_and_gradients(name):
-    """The sparse arch views the pooled output instead of copying it: the same B x F x D as
-    TorchRec's SparseArch, with the same gradients, in feature order and in any other."""
-    from torchrec.models.dlrm import SparseArch
-
-    from dlrm.model import ViewSparseArch
-
-    torch.manual_seed(0)
-    model = build_model(shape(name), torch.device("cpu"), table_device=torch.device("cpu"))
-    assert isinstance(model.sparse_arch, ViewSparseArch)
-    ebc = model.sparse_arch.embedding_bag_collection
-    batch, keys = 32, [feature_name(f) for f in range(4)]
-    ids = torch.randint(0, 50, (4 * batch,))
-    kjt = KeyedJaggedTensor(keys=keys, values=ids, lengths=torch.ones(len(ids), dtype=torch.int32))
-    ours, theirs = ViewSparseArch(ebc), SparseArch(ebc)
-    weights = [p for n, p in ebc.named_parameters()]
-    grads = []
-    for arch in (ours, theirs):
-        out = arch(kjt)
-        (out * torch.arange(out.numel(), dtype=out.dtype).reshape(out.shape)).sum().backward()
-        grads.append([w.grad.clone() for w in weights])
-        for w in weights:
-            w.grad = None
-        if arch is ours:
-            first = out.detach()
-    assert torch.equal(first, theirs(kjt).detach()) and first.shape == (batch, 4, 8)
-    assert all(torch.equal(a, b) for a, b in zip(*grads))
-    ours._sparse_feature_names = list(reversed(keys))  # another order than the pooled output's
-    theirs._sparse_feature_names = list(reversed(keys))
-    assert torch.equal(ours(kjt), theirs(kjt))
