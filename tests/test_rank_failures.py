@@ -94,20 +94,6 @@ def test_a_lost_rank_under_a_torchrun_by_hand_leaves_the_run_resumable(tmp_path)
     assert s["status"] == "completed" and s["resumed_from_samples"] == saved, s
 
 
-def test_torchruns_elastic_restart_resumes_a_run_that_lost_a_rank(tmp_path):
-    """`torchrun --max-restarts=1`: rank 1 SIGKILLed after the first checkpoint, torchrun
-    restarts both ranks, and the restarted ranks resume the run from that checkpoint (the
-    fault is of the first attempt only) -- one command, a completed run."""
-    run_dir = tmp_path / "run"
-    proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "--max-restarts=1", "-m", "dlrm.train",
-                           *RUN, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1", "debug.fault=kill",
-                           f"hydra.run.dir={run_dir}"], cwd=tmp_path, env=ENV, capture_output=True, text=True,
-                          timeout=600)
-    assert proc.returncode == 0, _out(proc)
-    s = _summary(run_dir)
-    assert s["status"] == "completed" and 0 < s["resumed_from_samples"] <= FAULT_STEP * 512, (s, _out(proc))
-
-
 def test_a_lost_peer_is_told_from_a_ranks_own_error():
     from runner.rank_errors import peer_lost
 
