@@ -26,8 +26,9 @@ import signal
 import stat
 import threading
 import time
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch.distributed as dist
 import torch.distributed.checkpoint as dcp
@@ -130,6 +131,34 @@ def newest_complete(root: Path) -> Optional[Path]:
     if not found:
         return None
     return max(found, key=lambda ps: (int(ps[1].get("samples_seen", -1)), ps[0].name == _LATEST))[0]
+
+
+@contextmanager
+def preemption_held() -> Iterator[None]:
+    """A preemption signal that arrives inside is acted on only at the end, so that what is
+    written inside (a rank's last summary) is whole first.  torchrun SIGTERMs the survivors
+    the moment one rank dies, and their default action would end rank 0 half-way through
+    recording that loss.  Inside, a Checkpointer takes the signals over as usual and hands
+    them back here; at the end a held signal goes to whoever had it before, or, where that
+    was the default action, ends the process with 128 + the signal, as the signal would."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    held: list[int] = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: held.append(signum)) for sig in PREEMPT_SIGNALS}
+    propagating = True
+    try:
+        yield
+        propagating = False
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler if handler is not None else signal.SIG_DFL)
+        for signum in dict.fromkeys(held):
+            handler = previous.get(signum)
+            if callable(handler):
+                handler(signum, None)
+            elif handler != signal.SIG_IGN and not propagating:
+                raise SystemExit(128 + signum)
 
 
 class Checkpointer:

@@ -255,6 +255,7 @@ def launch(cfg: DictConfig, run_dir: Path, label: str = "") -> Status:
 def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
     """Every rank of a torchrun started by hand: global rank 0 owns the run dir and its lock."""
     from dlrm import distributed
+    from dlrm.checkpoint import preemption_held
 
     info = distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s)
     lock: Optional[RunLock] = None
@@ -280,14 +281,17 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
     try:
         if outcome is not None:
             return outcome
-        try:
-            return _train(cfg, run_dir, label, info=info)
-        except Exception as e:
-            if info.is_main:
-                return _rank0_failure(cfg, run_dir, e)
-            rank_errors.record(run_dir, info.rank, e)  # for rank 0: a lost peer leaves none
-            log.error("rank %d: %s", info.rank, traceback.format_exc())
-            return Status.FAILED
+        # torchrun SIGTERMs the survivors as soon as a rank dies: held, so that the status
+        # this rank records (rank 0's `interrupted` over a lost peer) is written whole first.
+        with preemption_held():
+            try:
+                return _train(cfg, run_dir, label, info=info)
+            except Exception as e:
+                if info.is_main:
+                    return _rank0_failure(cfg, run_dir, e)
+                rank_errors.record(run_dir, info.rank, e)  # for rank 0: a lost peer leaves none
+                log.error("rank %d: %s", info.rank, traceback.format_exc())
+                return Status.FAILED
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)

@@ -165,3 +165,45 @@ def test_slurms_signal_to_every_process_of_the_step_ends_interrupted_with_a_comp
     assert again.returncode == 0, _out(again)
     s = _summary(run_dir)
     assert s["status"] == "completed" and s["resumed_from_samples"] >= saved, s
+
+
+# Rank 0 of a torchrun by hand meets a lost peer, and torchrun's SIGTERM to the survivors
+# arrives while rank 0 writes `interrupted` (as it does on a loaded machine): the summary must
+# still be written whole, and the rank then ends as the signal would (128 + SIGTERM).
+_SIGTERM_DURING_THE_LAST_WRITE = r"""
+import os, signal, sys, time
+from pathlib import Path
+from types import SimpleNamespace
+sys.path.insert(0, "tests")
+from harness import compose
+import dlrm.checkpoint, dlrm.distributed
+from runner import job, rank_errors
+
+run_dir = Path(sys.argv[1])
+cfg = compose(["sharding=table_wise"])
+dlrm.distributed.init = lambda *a: SimpleNamespace(is_main=True, rank=0, world_size=2)
+dlrm.distributed.broadcast_object = lambda obj, info: obj
+job.claim = lambda *a: None
+dlrm.checkpoint.newest_complete = lambda root: root / "latest"
+def lost_peer(*a, **k):
+    raise RuntimeError("Connection reset by peer")
+job._train = lost_peer
+write = rank_errors.interrupted_summary
+def torchrun_terminates_meanwhile(*a):
+    os.kill(os.getpid(), signal.SIGTERM)
+    time.sleep(0.2)
+    write(*a)
+rank_errors.interrupted_summary = torchrun_terminates_meanwhile
+job._launch_rank(cfg, run_dir, "")
+"""
+
+
+def test_torchruns_sigterm_while_rank0_records_a_lost_peer_does_not_lose_the_status(tmp_path):
+    from dlrm.checkpoint import REQUEUE_EXIT_CODE
+
+    run_dir = tmp_path / "run"
+    proc = subprocess.run([sys.executable, "-c", _SIGTERM_DURING_THE_LAST_WRITE, str(run_dir)], cwd=REPO, env=ENV,
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == REQUEUE_EXIT_CODE, _out(proc)
+    s = _summary(run_dir)
+    assert s["status"] == "interrupted" and "a peer rank was lost" in s["error"], s
