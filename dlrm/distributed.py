@@ -77,6 +77,22 @@ def broadcast_object(obj: Any, info: DistInfo) -> Any:
     return box[0]
 
 
+def shutdown(info: DistInfo, peers_alive: bool) -> None:
+    """End this rank's part in torchrun's group before the process exits.  A gloo group left
+    for interpreter exit can abort the process there ("terminate called without an active
+    exception": its threads outlive the objects they use), turning a rank that is done into a
+    failed one.  With `peers_alive` the ranks first meet, so that none tears its connections
+    down while another still reads from them; after a lost peer there is nobody to meet."""
+    if info.world_size == 1 or not dist.is_initialized():
+        return
+    try:
+        if peers_alive:
+            dist.barrier()
+    except Exception:  # noqa: BLE001 -- a peer lost after the run's status was written changes nothing
+        pass
+    dist.destroy_process_group()
+
+
 _NO_STEP = -(2 ** 62)
 
 

@@ -278,14 +278,18 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
     outcome = distributed.broadcast_object(outcome, info)  # every rank follows rank 0
     if outcome is None and not info.is_main:
         hydra_output.keep_log()  # rank 0 took the run dir: this rank's log goes there too
+    peers_alive = False
     try:
         if outcome is not None:
+            peers_alive = True
             return outcome
         # torchrun SIGTERMs the survivors as soon as a rank dies: held, so that the status
         # this rank records (rank 0's `interrupted` over a lost peer) is written whole first.
         with preemption_held():
             try:
-                return _train(cfg, run_dir, label, info=info)
+                outcome = _train(cfg, run_dir, label, info=info)
+                peers_alive = True
+                return outcome
             except Exception as e:
                 if info.is_main:
                     return _rank0_failure(cfg, run_dir, e)
@@ -295,3 +299,4 @@ def _launch_rank(cfg: DictConfig, run_dir: Path, label: str) -> Status:
     finally:
         if lock is not None:
             lock.__exit__(None, None, None)
+        distributed.shutdown(info, peers_alive)

@@ -30,14 +30,19 @@ def main(argv: list[str]) -> int:
 
     from runner import rank_errors
 
+    info = distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s)
+    peers_alive = False
     try:
-        status = run(cfg, run_dir, distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), progress_label=run_dir.name)
+        status = run(cfg, run_dir, info, progress_label=run_dir.name)
+        peers_alive = True
     except Preempted:
         return REQUEUE_EXIT_CODE  # the summary says interrupted; the job's launcher requeues
     except Exception as e:
         # This rank's own error fails the run, whichever rank met it; a lost peer leaves none.
         rank_errors.record(run_dir, int(os.environ.get("RANK", "0")), e)
         raise
+    finally:
+        distributed.shutdown(info, peers_alive)
     return 0 if status == Status.COMPLETED else 1
 
 
