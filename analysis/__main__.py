@@ -4,6 +4,8 @@ Reads run directories, fits the scaling laws, writes runs.csv, excluded.csv, fit
 joint.json, plan.json (with --target-ne), PNG plots and report.md.  Safe to re-run at
 any time, also on a sweep still in progress (unfinished runs are listed, not fitted).
 Exit status: 0 done, 2 bad input (no run dirs, no completed runs, bad option).
+`python -m analysis plan SWEEP_DIR ... --budget-gpu-hours H`: the budget planner
+(analysis.plan_cli); a sweep directory named `plan` is given as `./plan`.
 """
 from __future__ import annotations
 
@@ -55,24 +57,16 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _out_dir_problems(out: Path) -> list[str]:
-    """--out checked before any fitting (and before anything is created): a bad path is refused
-    in one line instead of failing after all the work."""
-    existing = next(p for p in (out, *out.parents, Path(".")) if os.path.lexists(p))
-    fix = "give --out a directory you can write (it is created if missing)"
-    if not existing.is_dir():
-        where = "a file" if existing == out else f"under {existing}, a file"
-        return [f"--out {out}: {where}, not a directory: {fix}"]
-    if not os.access(existing, os.W_OK | os.X_OK):
-        where = "a directory" if existing == out else f"to be created in {existing}, a directory"
-        return [f"--out {out}: {where} this user may not write: {fix}"]
-    return []
-
-
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["plan"]:  # `python -m analysis plan ...`: the budget planner
+        from analysis.plan_cli import main as plan_main
+
+        return plan_main(argv[1:])
     args = build_parser().parse_args(argv)
     from analysis.errors import AnalysisInputError
     from analysis.fit import FitSettings
+    from analysis.out_dir import out_dir_problems
     from analysis.outputs import write_outputs
     from analysis.parallel import default_jobs
     from analysis.pipeline import analyze
@@ -93,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         problems.append("--target-ne must be > 0")
     if args.axes and set(args.axes) - set(AXES):
         problems.append(f"unknown --axes {sorted(set(args.axes) - set(AXES))}; known: {', '.join(AXES)}")
-    problems += _out_dir_problems(args.out)
+    problems += out_dir_problems(args.out)
     if problems:
         for msg in problems:
             print(f"dlrm-analyze: error: {msg}", file=sys.stderr)

@@ -269,7 +269,7 @@ def v2_summary(world: SchemeWorld, config: Config, n: int, seed: int, *, ne: flo
         "oracle_ne": oracle,
         "planted_exponents": {k: v for k, v in world.planted().items() if k != "data"},
         "world_size": 1, "sharding_type": "table_wise", "sharding_types_used": ["table_wise"],
-        "tables_per_rank": [NUM_SPARSE_FEATURES], "steps": max(1, n // 512),
+        "tables_per_rank": {"0": NUM_SPARSE_FEATURES}, "embedding_lookups_per_sample": NUM_SPARSE_FEATURES, "steps": max(1, n // 512),
         "wall_seconds": n / throughput + 2.0, "setup_seconds": 2.0, "train_seconds": n / throughput,
         "train_samples_per_second": throughput, "resumed_from_samples": 0,
         "checkpoints_written": 0, "checkpoint_seconds": 0.0,

@@ -61,6 +61,7 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
         "train_flops": fps * num_train,
         "flops_elasticity": flops_elasticities(shape),
         "compute_doubling_x": compute_doubling_sizes(shape),
+        "embedding_lookups_per_sample": shape.num_sparse_features,  # every feature is single-valued
         **final_eval,
         **known_truth(source, StudentSize(shape.embedding_dim, dense_width, over_width)),
         "world_size": t.info.world_size,

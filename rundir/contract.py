@@ -98,6 +98,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "train_flops": "flops_per_sample x num_train_samples",
     "flops_elasticity": "per scaling scheme, d log flops_per_sample / d log size at this model (the formula's)",
     "compute_doubling_x": "per scaling scheme, the size at which flops_per_sample doubles (null beyond 2^30 x)",
+    "embedding_lookups_per_sample": "embedding rows one sample reads (one per sparse feature)",
     # results on the eval set
     "eval_logloss": "mean log loss (nats)",
     "eval_ne": "normalized entropy: log loss / entropy of the eval set's CTR",

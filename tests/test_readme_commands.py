@@ -92,3 +92,24 @@ def test_the_analysis_commands_as_written(demo_shaped_runs, tmp_path, which):
     proc = subprocess.run(words + ["--bootstrap", "100"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert (out / "report.md").is_file() and (out / "fits.json").is_file()
+
+
+def test_the_planner_command_as_written(demo_shaped_runs, tmp_path):
+    """The budget planner's line: its decision, and the next sweep it writes where it cannot decide."""
+    command = next(c for c in _readme_commands() if c.startswith(f"{PY} -m analysis plan"))
+    words = shlex.split(command)
+    words[0] = sys.executable
+    words[words.index("plan") + 1] = str(demo_shaped_runs)
+    words[words.index("--out") + 1] = str(tmp_path / "plan")
+    sweep = REPO / "configs" / "sweep" / "next.yaml"
+    existed = sweep.exists()
+    try:
+        proc = subprocess.run(words + ["--bootstrap", "100"], cwd=REPO, capture_output=True, text=True, timeout=300)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        assert "undecided" in proc.stdout or "decided" in proc.stdout
+        assert (tmp_path / "plan" / "budget_plan.md").is_file()
+        if "next sweep:" in proc.stdout:
+            assert sweep.is_file() and "python -m dlrm.train sweep=next" in sweep.read_text()
+    finally:
+        if not existed:
+            sweep.unlink(missing_ok=True)
