@@ -52,6 +52,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-intermediate", action="store_true",
                    help="use final evals only, not the intermediate evals of runs that allow them")
     p.add_argument("--no-plots", action="store_true", help="skip the PNG plots")
+    p.add_argument("--budget-gpu-hours", type=float, default=None, metavar="H",
+                   help="add to report.md where H GPU-hours would go (the planner's decision; "
+                        "`python -m analysis plan` also writes the next sweep)")
+    p.add_argument("--hardware", default="h100", help="device profile for --budget-gpu-hours (default h100)")
+    p.add_argument("--gpus-per-node", type=int, default=8, metavar="G", help="devices the budget is spent on")
     p.add_argument("--no-floor-bound", action="store_true",
                    help="do not bound gamma (and E) below by a known floor (the planted world's Bayes floor)")
     return p
@@ -88,6 +93,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.axes and set(args.axes) - set(AXES):
         problems.append(f"unknown --axes {sorted(set(args.axes) - set(AXES))}; known: {', '.join(AXES)}")
     problems += out_dir_problems(args.out)
+    if args.budget_gpu_hours is not None and not args.budget_gpu_hours > 0:
+        problems.append("--budget-gpu-hours must be > 0")
+    if args.gpus_per_node < 1:
+        problems.append("--gpus-per-node must be >= 1")
+    from analysis.hardware import PROFILES
+
+    if args.hardware not in PROFILES:
+        problems.append(f"unknown --hardware {args.hardware!r}: use one of {', '.join(PROFILES)}")
     if problems:
         for msg in problems:
             print(f"dlrm-analyze: error: {msg}", file=sys.stderr)
@@ -110,6 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         print(f"dlrm-analyze: error: {e}", file=sys.stderr)
         return 2
     written = write_outputs(result, args.out, make_plots=not args.no_plots)
+    if args.budget_gpu_hours is not None:
+        from analysis.hardware import profile
+        from analysis.plan_cli import budget_payload, markdown
+
+        payload, _, _ = budget_payload(result, profile(args.hardware), args.gpus_per_node, args.gpus_per_node,
+                                       args.budget_gpu_hours)
+        with open(args.out / "report.md", "a") as report:
+            report.write("\n" + markdown(payload, title="##") + "\n")
 
     counts = table.counts()
     print("runs: " + ", ".join(f"{n} {k}" for k, n in sorted(counts.items()))

@@ -42,6 +42,7 @@ CONFIG_KEYS = {"num_train_samples": "data.num_train_samples", "embedding_dim": "
 NEW_SEEDS = 3
 SIMULATIONS = 5
 SIM_BOOTSTRAP = 200
+PLANNER_MARK = "written by `python -m analysis plan`"  # in every sweep the planner writes
 _MAD = 1.4826  # a normal's standard deviation per median absolute deviation
 
 
@@ -227,7 +228,7 @@ def sweep_yaml(name: str, chosen: list[Candidate], about: str) -> str:
 
 def write_sweep(path: Path, text: str) -> Optional[str]:
     """Writes the sweep; refuses to replace a file it did not write (returns why)."""
-    if path.exists() and "written by `python -m analysis plan`" not in path.read_text():
+    if path.exists() and PLANNER_MARK not in path.read_text():
         return f"{path} exists and was not written by the planner: give another --sweep-name"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(text)

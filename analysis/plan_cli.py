@@ -51,16 +51,39 @@ def _problems(args) -> list[str]:
         out.append("--sweep-hours must be > 0")
     if not args.sweep_name.replace("_", "").replace("-", "").isalnum():
         out.append(f"--sweep-name {args.sweep_name!r}: use letters, digits, - and _ only")
+    elif not args.no_sweep:
+        from analysis.next_sweep import PLANNER_MARK
+
+        path = CONFIG_SWEEPS / f"{args.sweep_name}.yaml"
+        if path.exists() and PLANNER_MARK not in path.read_text():
+            out.append(f"{path} exists and was not written by the planner: give another --sweep-name")
     return out
 
 
-def _markdown(payload: dict[str, Any]) -> str:
+def budget_payload(result: Any, hw: Any, devices: int, per_node: int, gpu_hours: float) -> tuple[dict, list, list]:
+    """Every allocation of `gpu_hours` and the decision per study, as plain data."""
+    from analysis.budget import Budget, allocations, decide
+
+    allocs, left = allocations(result, Budget(hw, devices, per_node), gpu_hours)
+    payload: dict[str, Any] = {
+        "budget_gpu_hours": gpu_hours, "devices": devices, "gpus_per_node": per_node,
+        "wall_hours": gpu_hours / devices,
+        "hardware": {"name": hw.name, "source": hw.source, "calibration": hw.calibration,
+                     "efficiency": hw.efficiency.__dict__}, "studies": []}
+    for study in sorted({a.study for a in allocs}):
+        mine = [a for a in allocs if a.study == study]
+        payload["studies"].append({"study": study, "decision": decide(mine), "allocations": [a.to_json() for a in mine],
+                                   "left_out": [m for m in left if study in m]})
+    return payload, allocs, left
+
+
+def markdown(payload: dict[str, Any], title: str = "#") -> str:
     hw = payload["hardware"]
-    lines = [f"# Where {payload['budget_gpu_hours']:g} GPU-hours go",
+    lines = [f"{title} Where the next GPU hour goes ({payload['budget_gpu_hours']:g} GPU-hours)",
              "", f"On {payload['devices']} x {hw['name']} ({hw['source']}; efficiencies: {hw['calibration']}).",
              f"Wall time per allocation: {payload['wall_hours']:.3g} h.", ""]
     for st in payload["studies"]:
-        lines += [f"## Data {st['study']}", "", f"**Decision:** {st['decision']['words']}", "",
+        lines += [f"{title}# Data {st['study']}", "", f"**Decision:** {st['decision']['words']}", "",
                   "| allocation | NE [95%] | size | x past the measured range | samples | memory | note |",
                   "|---|---|---|---|---|---|---|"]
         for a in st["allocations"]:
@@ -118,7 +141,6 @@ def main(argv: list[str]) -> int:
         for m in problems:
             print(f"dlrm-analyze plan: error: {m}", file=sys.stderr)
         return 2
-    from analysis.budget import Budget, allocations, decide
     from analysis.cost import calibrate
     from analysis.errors import AnalysisInputError
     from analysis.fit import FitSettings
@@ -141,21 +163,12 @@ def main(argv: list[str]) -> int:
         print(f"dlrm-analyze plan: error: {e}", file=sys.stderr)
         return 2
     devices = args.max_gpus or args.gpus_per_node
-    budget = Budget(hw, devices, args.gpus_per_node)
-    allocs, left = allocations(result, budget, args.budget_gpu_hours)
-    payload: dict[str, Any] = {
-        "budget_gpu_hours": args.budget_gpu_hours, "devices": devices, "gpus_per_node": args.gpus_per_node,
-        "wall_hours": args.budget_gpu_hours / devices,
-        "hardware": {"name": hw.name, "source": hw.source, "calibration": hw.calibration,
-                     "efficiency": hw.efficiency.__dict__}, "studies": []}
+    payload, allocs, left = budget_payload(result, hw, devices, args.gpus_per_node, args.budget_gpu_hours)
     args.out.mkdir(parents=True, exist_ok=True)
     studies = sorted({a.study for a in allocs})
-    for study in studies:
+    for entry in payload["studies"]:
+        study, decision = entry["study"], entry["decision"]
         mine = [a for a in allocs if a.study == study]
-        decision = decide(mine)
-        entry: dict[str, Any] = {"study": study, "decision": decision,
-                                 "allocations": [a.to_json() for a in mine],
-                                 "left_out": [m for m in left if study in m]}
         chosen = [] if args.no_sweep else plan_next(result, mine, decision, args.sweep_hours)
         if chosen:
             name = args.sweep_name if len(studies) == 1 else f"{args.sweep_name}_{study[-8:]}"
@@ -172,9 +185,8 @@ def main(argv: list[str]) -> int:
                                    "candidates": [{"allocation": c.allocation, "kind": c.kind, "runs": len(c.runs),
                                                    "narrowing": c.narrowing, "narrowing_per_run": c.per_run,
                                                    "hours": c.hours} for c in chosen]}
-        payload["studies"].append(entry)
     (args.out / "budget_plan.json").write_text(json.dumps(payload, indent=1, default=float))
-    (args.out / "budget_plan.md").write_text(_markdown(payload))
+    (args.out / "budget_plan.md").write_text(markdown(payload))
     _plot(payload, args.out / "budget_plan.png")
     for st in payload["studies"]:
         print(f"data {st['study']}: {st['decision']['words']}")

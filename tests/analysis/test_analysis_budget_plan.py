@@ -120,3 +120,82 @@ def test_a_hand_written_sweep_is_never_overwritten(tmp_path):
     p.write_text("# @package _global_\nsweep_name: demo\n")
     assert "was not written by the planner" in write_sweep(p, "new")
     assert p.read_text().startswith("# @package")
+
+
+def _write_full_config(run_dir: Path, s: dict) -> None:
+    from harness import compose
+
+    cfg = compose([f"model.embedding_dim={s['embedding_dim']}", f"model.dense_arch_width={s['dense_arch_width']}",
+                   f"model.over_arch_width={s['over_arch_width']}", f"data.num_train_samples={s['num_train_samples']}",
+                   f"seed={s['seed']}", "trainer.dense_lr=0.02"])
+    (run_dir / "config.yaml").write_text(OmegaConf.to_yaml(cfg))
+
+
+def _study(out: Path) -> dict:
+    (study,) = json.loads((out / "budget_plan.json").read_text())["studies"]
+    return study
+
+
+def _pair_width(study: dict, pair: tuple[str, str]) -> float:
+    """The summed widths of two allocations' intervals (inf where one is missing)."""
+    by_name = {a["name"]: a for a in study["allocations"]}
+    if not all(n in by_name for n in pair):
+        return float("inf")
+    return sum(by_name[n]["ne_ci95"][1] - by_name[n]["ne_ci95"][0] for n in pair)
+
+
+def test_the_loop_closes_plan_sweep_analysis_twice_and_the_decision_narrows(tmp_path):
+    """On a planted law: plan, run the sweep it writes (each job's run drawn from the same
+    world, as training it would), plan again on both, twice.  Each round's sweep targets the
+    two allocations the decision cannot tell apart; their intervals narrow in the next
+    round, or the decision is made."""
+    from analysis.__main__ import main
+    from analysis.synthetic_runs import Config, SchemeWorld, write_v2_run
+    from harness import compose
+    from runner.grids import expand
+
+    world = SchemeWorld()
+    roots = [tmp_path / "round0"]
+    for s in write_v2_sweep(roots[0], world):
+        _write_full_config(roots[0] / s["run_name"], s)
+    prefix = f"test_loop_{tmp_path.name}"
+    studies = []
+    try:
+        for round_ in range(3):
+            out = tmp_path / f"plan{round_}"
+            name = f"{prefix}_{round_}"
+            assert main(["plan", *map(str, roots), "--budget-gpu-hours", "1000", "--hardware", "h100", "--out", str(out),
+                         "--sweep-name", name, "--bootstrap", "200", "--jobs", "1", "--sweep-hours", "0.5"]) == 0
+            studies.append(_study(out))
+            if studies[-1]["decision"]["decided"] or round_ == 2:
+                break
+            path = REPO / "configs" / "sweep" / f"{name}.yaml"
+            grids = yaml.safe_load(path.read_text())["hydra"]["sweeper"]["grids"]
+            root = tmp_path / f"round{round_ + 1}"
+            for job in expand({}, grids, []):
+                cfg = compose([f"sweep={name}", *job])
+                m = cfg.model
+                s = write_v2_run(root, world, Config(emb=m.embedding_dim, w_bottom=m.dense_arch_width,
+                                                     w_top=m.over_arch_width), int(cfg.data.num_train_samples),
+                                 int(cfg.seed))
+                _write_full_config(root / s["run_name"], s)
+            roots.append(root)
+    finally:
+        for p in (REPO / "configs" / "sweep").glob(f"{prefix}_*.yaml"):
+            p.unlink()
+    assert len(studies) >= 2
+    for before, after in zip(studies, studies[1:]):
+        pair = (before["decision"]["best"], before["decision"]["overlapping"][0])
+        assert _pair_width(after, pair) < _pair_width(before, pair) or after["decision"]["decided"], pair
+
+
+def test_the_report_gains_where_the_next_gpu_hour_goes(sweep, tmp_path):
+    from analysis.__main__ import main
+
+    out = tmp_path / "report"
+    assert main([str(sweep), "--out", str(out), "--bootstrap", "100", "--no-plots", "--jobs", "1",
+                 "--budget-gpu-hours", "500", "--hardware", "a100"]) == 0
+    report = (out / "report.md").read_text()
+    section = report[report.index("## Where the next GPU hour goes (500 GPU-hours)"):]
+    assert "**Decision:**" in section and "a100" in section and "planted:" in section
+    assert main([str(sweep), "--out", str(out), "--budget-gpu-hours", "5", "--hardware", "tpu"]) == 2
