@@ -49,7 +49,8 @@ class Allocation:
     x_max: float  # the largest measured value of x
     samples: float
     params_total: float
-    devices: int
+    devices: int  # the budget is spent on
+    devices_needed: Optional[int]  # that the run's memory takes (None: its dense part fits none)
     wall_hours: float
     memory_gb: float
     ne: float
@@ -124,6 +125,13 @@ def _largest(cost: Callable[[float], float], ok: Callable[[float], bool], budget
     return float(np.exp(a)), "held by memory: a larger size does not fit the devices" if held_by_memory else None
 
 
+def _needed(w: Workload, hw: Hardware) -> Optional[int]:
+    try:
+        return devices_needed(w, hw)
+    except ValueError:
+        return None
+
+
 def _median_of(runs: list[dict], name: str) -> Optional[float]:
     v = [r.get(name) for r in runs if isinstance(r.get(name), (int, float))]
     return float(np.median(v)) if v else None
@@ -163,6 +171,7 @@ def _series_allocation(r: SeriesResult, budget: Budget, gpu_hours: float, with_c
     limit, limit_kind = _planted(runs, axis == "data")
     return Allocation(planted_limit=limit, planted_limit_kind=limit_kind,name=name, kind=axis, study=str(s.group.get("data_id")), law=s.label, x_field=s.axis.x_field, x=float(x), x_max=x_max,
                       samples=float(samples), params_total=float(params), devices=budget.devices,
+                      devices_needed=_needed(w, budget.hw),
                       wall_hours=gpu_hours / budget.devices, memory_gb=memory_bytes(w)["total"] / 1e9, ne=ne,
                       ne_ci95=[float(v) for v in ci] if ci is not None else None,
                       past_range=x > EXTRAPOLATION_LIMIT * x_max, beyond_factor=float(x / x_max), note=note,
@@ -222,6 +231,7 @@ def _joint_allocation(analysis: Analysis, j: JointResult, budget: Budget, gpu_ho
                       kind="joint",
                       study=str(j.group.get("data_id")), law=j.label,
                       x_field=j.P_field, x=P, x_max=P_max, samples=D, params_total=P, devices=budget.devices,
+                      devices_needed=_needed(w, budget.hw),
                       wall_hours=gpu_hours / budget.devices, memory_gb=memory_bytes(w)["total"] / 1e9, ne=ne,
                       ne_ci95=ci, past_range=factor > EXTRAPOLATION_LIMIT, beyond_factor=float(factor),
                       note=f"samples {D / D_max:.3g} x and parameters {P / P_max:.3g} x the largest measured",

@@ -84,7 +84,7 @@ def markdown(payload: dict[str, Any], title: str = "#") -> str:
              f"Wall time per allocation: {payload['wall_hours']:.3g} h.", ""]
     for st in payload["studies"]:
         lines += [f"{title}# Data {st['study']}", "", f"**Decision:** {st['decision']['words']}", "",
-                  "| allocation | NE [95%] | size | x past the measured range | samples | memory | note |",
+                  "| allocation | NE [95%] | size | x past the measured range | samples | memory (devices it needs) | note |",
                   "|---|---|---|---|---|---|---|"]
         for a in st["allocations"]:
             ci = f" [{a['ne_ci95'][0]:.4g}, {a['ne_ci95'][1]:.4g}]" if a["ne_ci95"] else ""
@@ -94,7 +94,7 @@ def markdown(payload: dict[str, Any], title: str = "#") -> str:
                 below = " -- the law promises less: it cannot hold" if a["ne"] < a["planted_limit"] else ""
                 truth = f" (planted: {a['planted_limit_kind']} {a['planted_limit']:.4g}{below})"
             lines.append(f"| {a['name']} | {a['ne']:.4g}{ci}{truth} | {a['x_field']} {a['x']:.4g} | "
-                         f"{a['beyond_factor']:.3g}x{flag} | {a['samples']:.3g} | {a['memory_gb']:.3g} GB | "
+                         f"{a['beyond_factor']:.3g}x{flag} | {a['samples']:.3g} | {a['memory_gb']:.3g} GB ({a['devices_needed']}) | "
                          f"{a['note'] or ''} |")
         if st["left_out"]:
             lines += ["", "Left out: " + "; ".join(st["left_out"])]

@@ -60,6 +60,7 @@ def test_the_plan_states_a_decision_with_intervals_per_allocation(planned):
     for a in study["allocations"]:
         lo, hi = a["ne_ci95"]
         assert lo <= a["ne"] <= hi and a["wall_hours"] == pytest.approx(1000 / 8)
+        assert a["devices_needed"] is None or 1 <= a["devices_needed"] <= a["devices"] or a["note"]
         assert a["past_range"] == (a["beyond_factor"] > 2)
         assert len(a["curve"]) == 13 and a["curve"][-1]["ne"] == pytest.approx(a["ne"], rel=1e-6)
         # more GPU-hours never buys a worse NE
@@ -98,6 +99,11 @@ def test_an_undecided_plan_writes_a_sweep_of_the_runs_siblings(planned, sweep):
                cfg.data.num_train_samples, cfg.seed)
         assert key not in existing, key  # only new runs
     assert "python -m dlrm.train sweep=" in path.read_text()
+    import subprocess
+
+    shown = subprocess.run([sys.executable, "-m", "dlrm.train", f"sweep={name}", "--cfg", "job"], cwd=REPO,
+                           capture_output=True, text=True, timeout=300)
+    assert shown.returncode == 0 and "model:" in shown.stdout, shown.stderr[-2000:]
 
 
 def test_the_planner_refuses_bad_input_before_any_work(tmp_path, capsys):
@@ -199,3 +205,13 @@ def test_the_report_gains_where_the_next_gpu_hour_goes(sweep, tmp_path):
     section = report[report.index("## Where the next GPU hour goes (500 GPU-hours)"):]
     assert "**Decision:**" in section and "a100" in section and "planted:" in section
     assert main([str(sweep), "--out", str(out), "--budget-gpu-hours", "5", "--hardware", "tpu"]) == 2
+
+
+def test_calibrate_fits_the_profile_to_runs_made_on_it(sweep, tmp_path):
+    from analysis.__main__ import main
+
+    out = tmp_path / "plan"
+    assert main(["plan", str(sweep), "--budget-gpu-hours", "10", "--hardware", "h100", "--calibrate", str(sweep),
+                 "--out", str(out), "--no-sweep", "--bootstrap", "100", "--jobs", "1"]) == 0
+    hw = json.loads((out / "budget_plan.json").read_text())["hardware"]
+    assert hw["calibration"].startswith("fitted to ") and hw["efficiency"]["dense"] != 0.3
