@@ -99,10 +99,8 @@ class Budget:
         return samples * seconds_per_sample(w, self.hw, self.devices, self.per_node)["total"]
 
     def fits(self, w: Workload) -> bool:
-        try:
-            return devices_needed(w, self.hw) <= self.devices
-        except ValueError:  # its dense part alone does not fit one device
-            return False
+        needed = _needed(w, self.hw)
+        return needed is not None and needed <= self.devices
 
     def samples_for(self, w: Workload, gpu_hours: float) -> float:
         return gpu_hours * 3600 / seconds_per_sample(w, self.hw, self.devices, self.per_node)["total"]
@@ -126,6 +124,7 @@ def _largest(cost: Callable[[float], float], ok: Callable[[float], bool], budget
 
 
 def _needed(w: Workload, hw: Hardware) -> Optional[int]:
+    """The devices the run's memory takes; None when its dense part alone fits none."""
     try:
         return devices_needed(w, hw)
     except ValueError:
