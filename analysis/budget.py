@@ -86,7 +86,8 @@ class WorkloadModel:
         return Workload(bytes_per_param=self.bytes_per_param, **{k: max(v, 1e-12) for k, v in vals.items()})
 
 
-def _finals(runs: list[dict]) -> list[dict]:
+def final_runs(runs: list[dict]) -> list[dict]:
+    """The runs' final evals (their intermediate eval points left out); all of them if none is final."""
     finals = [r for r in runs if not r.get("intermediate")]
     return finals or runs
 
@@ -145,7 +146,7 @@ def _planted(runs: list[dict], data_axis: bool) -> tuple[Optional[float], Option
 
 def _series_allocation(r: SeriesResult, budget: Budget, gpu_hours: float, with_curve: bool) -> Allocation:
     s, fit = r.series, r.fit
-    runs = _finals(s.runs)
+    runs = final_runs(s.runs)
     axis = s.axis.name
     x_max = float(np.max(s.x))
     if axis == "data":

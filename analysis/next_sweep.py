@@ -31,7 +31,7 @@ import yaml
 from omegaconf import OmegaConf
 
 import rundir
-from analysis.budget import Allocation, WorkloadModel
+from analysis.budget import Allocation, WorkloadModel, final_runs
 from analysis.cost import Hardware, calibrate, seconds_per_sample
 from analysis.fit import FitSettings, fit_power_law
 from analysis.hardware import profile
@@ -129,7 +129,7 @@ def _narrowing(res: SeriesResult, points: list[tuple[float, int]], x_at: float, 
 
 
 def _runs_hardware(res: SeriesResult) -> Hardware:
-    finals = [r for r in res.series.runs if not r.get("intermediate")]
+    finals = final_runs(res.series.runs)
     try:
         return calibrate(profile("cpu"), finals, name="the runs' own").hardware
     except ValueError:
@@ -137,7 +137,7 @@ def _runs_hardware(res: SeriesResult) -> Hardware:
 
 
 def _hours(res: SeriesResult, points: list[tuple[float, int]], hw: Hardware) -> float:
-    finals = [r for r in res.series.runs if not r.get("intermediate")]
+    finals = final_runs(res.series.runs)
     x_field = res.series.axis.x_field
     model = WorkloadModel(finals, x_field, 4.0)
     samples_fixed = float(np.median([r["num_train_samples"] for r in finals]))
@@ -211,7 +211,7 @@ def _override_value(v: Any) -> Any:
 def sweep_yaml(name: str, chosen: list[Candidate], about: str) -> str:
     grids = []
     for c in chosen:
-        finals = [r for r in c.law.series.runs if not r.get("intermediate")]
+        finals = final_runs(c.law.series.runs)
         base_run = max(finals, key=lambda r: r["num_train_samples"])  # with its intermediate evals, if any
         entry = {k: _override_value(v) for k, v in _config_differences(Path(base_run["run_dir"])).items()}
         for field_, key in CONFIG_KEYS.items():
