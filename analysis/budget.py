@@ -25,6 +25,8 @@ from typing import Any, Callable, Optional
 
 import numpy as np
 
+import rundir
+
 from analysis.cost import Hardware, Workload, devices_needed, memory_bytes, seconds_per_sample
 from analysis.efficiency import EXTRAPOLATION_LIMIT
 from analysis.results import Analysis, JointResult, SeriesResult
@@ -179,14 +181,14 @@ def _series_allocation(r: SeriesResult, budget: Budget, gpu_hours: float, with_c
 
 
 def _model_words(group: dict) -> str:
-    words = {"embedding_dim": "embedding dim", "dense_arch_width": "bottom MLP", "over_arch_width": "top MLP"}
-    return ", ".join(f"{w} {group[k]}" for k, w in words.items() if group.get(k) is not None) or "the model"
+    return ", ".join(f"{a.label} {group[a.summary_field]}" for a in rundir.model_sizes()
+                     if group.get(a.summary_field) is not None) or "the model"
 
 
 def _joint_runs(analysis: Analysis, j: JointResult) -> list[dict]:
     g = j.group
     scheme = g.get("scheme")
-    fixed = {k: g[k] for k in ("model", "data_id", "embedding_dim", "dense_arch_width", "over_arch_width") if k in g}
+    fixed = {k: g[k] for k in ("model", "data_id", *(a.summary_field for a in rundir.model_sizes())) if k in g}
     return [r for r in analysis.table.finals
             if all(r.get(k) == v for k, v in fixed.items()) and (scheme is None or positive(r.get(scheme)))
             and positive(r.get(j.P_field))]

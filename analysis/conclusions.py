@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Optional
 
+import rundir
 from analysis.checks import data_cannot_fix, planted_table, rolling_line
 from analysis.determined import observed_sentence
 from analysis.fitrange import range_sentence
@@ -19,8 +20,7 @@ from analysis.results import Analysis, SeriesResult, headline
 from analysis.series import AXES, SCHEMES
 
 AXIS_WORDS = {
-    "data": "Data", "embedding_dim": "Embedding dimension", "dense_arch_width": "Bottom MLP width",
-    "over_arch_width": "Top MLP width", "mlp_width": "Both MLPs' width", "params": "Parameters (total)",
+    **{a.name: a.words for a in rundir.SCALING_AXES if a.kind != "shape"}, "params": "Parameters (total)",
     "params_embedding": "Embedding parameters", "params_dense": "Dense parameters",
     "compute": "Compute (frontier)",
 }

@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections import defaultdict
 from typing import Any
 
+import rundir
 from analysis.points import IDENTITY_FIELDS, identity
 
 LR_FIELDS = ("embedding_lr", "dense_lr")
@@ -56,8 +57,8 @@ def lr_envelope(points: list[dict], metric: str) -> tuple[list[dict], list[dict[
         ex = row["example"]
         rows.append({
             "point": {f: ex.get(f) for f in _POINT_FIELDS if ex.get(f) is not None} | {"num_train_samples": n},
-            "label": (f"{ex.get('model')} e{ex.get('embedding_dim')} bottom {ex.get('dense_arch_width')} "
-                      f"top {ex.get('over_arch_width')} N={n}"),
+            "label": " ".join([str(ex.get("model"))] + [f"{a.run_name}={ex.get(a.summary_field)}" for a in rundir.model_sizes()]
+                              + [f"N={n}"]),
             "learning_rates": [list(t) for t in lrs],
             "winner_per_seed": {str(s): list(w) for s, w in row["winners"].items()},
             "winner_text": ", ".join(sorted({_lr_text(w) for w in winners})),

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+import rundir
 from analysis.efficiency import compute_margin
 from analysis.results import headline
 from analysis.series import SCHEMES, short_value
@@ -43,9 +44,12 @@ def _passes_through(scheme_res, data_res) -> Optional[float]:
     return float(x0) if x0 is not None and x0 in set(scheme_res.series.x.tolist()) else None
 
 
+_SIZES = tuple(a.summary_field for a in rundir.model_sizes())
+
+
 def _model_words(group: dict, n: float) -> str:
     parts = [f"{k}={short_value(v)}" for k, v in group.items()
-             if k in ("embedding_dim", "dense_arch_width", "over_arch_width") and v is not None]
+             if k in _SIZES and v is not None]
     return f"the data law's model ({', '.join(parts)}, N={short_value(n)})"
 
 

@@ -37,8 +37,9 @@ from analysis.fit import FitSettings, fit_power_law
 from analysis.hardware import profile
 from analysis.results import Analysis, SeriesResult
 
-CONFIG_KEYS = {"num_train_samples": "data.num_train_samples", "embedding_dim": "model.embedding_dim",
-               "dense_arch_width": "model.dense_arch_width", "over_arch_width": "model.over_arch_width"}
+# The sizes each new run sets from its base run (a scheme that moves others is set through
+# them; the shape values come with the base run's config differences).
+CONFIG_KEYS = {a.summary_field: a.config_key for a in rundir.SCALING_AXES if a.kind != "shape" and not a.moves}
 NEW_SEEDS = 3
 SIMULATIONS = 5
 SIM_BOOTSTRAP = 200

@@ -12,6 +12,8 @@ from collections import defaultdict
 
 import numpy as np
 
+import rundir
+
 from analysis.determined import determinedness, observed
 from analysis.efficiency import scaling_efficiency
 from analysis.envelope import lr_envelope
@@ -117,8 +119,9 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
 # scales (a constant embedding part would be an offset no A/P^a can follow).  Runs that name
 # no scheme (imported from another tool, or version-1 summaries with counts only) form one
 # design per model and data: P = params_total.
-JOINT_P_FIELD = {"embedding_dim": "params_total", "dense_arch_width": "params_dense",
-                 "over_arch_width": "params_dense", "mlp_width": "params_dense", "params": "params_total"}
+JOINT_P_FIELD = {**{a.name: a.joint_params_field for a in rundir.SCALING_AXES if a.is_scheme},
+                 "params": "params_total"}
+
 _COUNTS_ONLY_FIELDS = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
                        "lr_warmup_samples", "lr_schedule")
 
@@ -142,7 +145,7 @@ def _joint_groups(points: list[dict]) -> dict[tuple, tuple[str, dict, list[dict]
             if len({r[scheme] for r in runs}) < 2:
                 continue
             group = {"scheme": scheme, "model": runs[0].get("model"), "data_id": runs[0].get("data_id")}
-            group.update({f: runs[0].get(f) for f in ("embedding_dim", "dense_arch_width", "over_arch_width")
+            group.update({f: runs[0].get(f) for f in (a.summary_field for a in rundir.model_sizes())
                           if f != scheme and f in fields and runs[0].get(f) is not None})
             out[(scheme, key)] = (scheme, group, runs)
     counts: dict[tuple, list[dict]] = defaultdict(list)

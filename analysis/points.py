@@ -25,8 +25,8 @@ from analysis.values import finite_number, freeze
 
 # A point's identity apart from its N: runs that agree here are one trajectory per seed.
 IDENTITY_FIELDS = (
-    "model", "data_id", "embedding_dim", "dense_arch_layer_sizes", "over_arch_layer_sizes",
-    "mlp_width", "mlp_depth", "dense_arch_output", "batch_size", "embedding_optimizer", "embedding_lr",
+    "model", "data_id", *(a.summary_field for a in rundir.SCALING_AXES if a.kind != "data"),
+    "dense_arch_layer_sizes", "over_arch_layer_sizes", "dense_arch_output", "batch_size", "embedding_optimizer", "embedding_lr",
     "dense_optimizer", "dense_lr", "lr_warmup_samples", "lr_schedule", "seed",
 )
 # Fields of the final summary that describe the whole run, not the model after n samples.

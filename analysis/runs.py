@@ -34,14 +34,13 @@ EXPECTED_FIELD = {"bayes_ne_realised": "bayes_ne", "bayes_logloss_realised": "ba
 # Leading columns of runs.csv, in this order; every other summary field follows, sorted.
 CSV_LEADING_COLUMNS = (
     "run_name", "status", "intermediate", "source_run", "model", "data", "data_id", "seed",
-    "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width",
-    "mlp_depth", "embedding_lr", "dense_lr", "params_total", "params_embedding", "params_dense",
+    rundir.data_axis().summary_field, *(a.summary_field for a in rundir.SCALING_AXES if a.kind != "data"),
+    "embedding_lr", "dense_lr", "params_total", "params_embedding", "params_dense",
     "flops_per_sample", "train_flops", "eval_ne", "eval_logloss", "eval_auc", "bayes_ne", "bayes_ne_realised",
     "oracle_ne", "oracle_ne_realised",
 )
 # Summary fields copied into an exclusion row, so that a reader sees which point it was.
-_EXCLUDED_KEYS = ("model", "num_train_samples", "embedding_dim", "dense_arch_width", "over_arch_width",
-                  "mlp_width", "seed")
+_EXCLUDED_KEYS = ("model", *(a.summary_field for a in rundir.SCALING_AXES), "seed")
 
 
 @dataclass

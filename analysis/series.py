@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import numpy as np
 
+import rundir
 from analysis.values import freeze, positive
 
 
@@ -41,44 +42,62 @@ class Axis:
 # Held fixed in every model-axis series besides the model's own shape.
 _SETUP = ("model", "dense_arch_output", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
           "lr_warmup_samples", "lr_schedule")
-_DENSE = ("dense_arch_width", "dense_arch_hidden")
-_OVER = ("over_arch_width", "over_arch_hidden")
-SCHEMES = ("embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width")
+# An MLP width's hidden layers, derived from its layer sizes: held fixed with the width, so
+# that MLPs without one width (uneven hidden layers) are never pooled.
+_HIDDEN_OF = {"dense_arch_width": ("dense_arch_hidden", "dense_arch_layer_sizes"),
+              "over_arch_width": ("over_arch_hidden", "over_arch_layer_sizes")}
+_HIDDEN = tuple(h for h, _ in _HIDDEN_OF.values())
+SCHEMES = rundir.scaling_schemes()
+_DATA = rundir.data_axis()
+
+
+def _fields_of(a: rundir.ScalingAxis) -> tuple[str, ...]:
+    return (a.summary_field,) + ((_HIDDEN_OF[a.name][0],) if a.name in _HIDDEN_OF else ())
+
+
+def _held_fixed(axis: rundir.ScalingAxis) -> tuple[str, ...]:
+    """What a series of `axis` holds fixed: the setup and every other axis of the table,
+    except those it moves and the schemes that move others (their values are the others')."""
+    moved = {axis.name, *axis.moves}
+    others = [a for a in rundir.SCALING_AXES if a.name not in moved and not a.moves and a.kind != "data"]
+    data = () if axis.kind == "data" else (_DATA.summary_field,)
+    return _SETUP + tuple(f for a in others for f in _fields_of(a)) + data
+
+
+def _param_axis(name: str, field: str, label: str) -> Axis:
+    """A parameter count, fitted within each scheme that scales it."""
+    return Axis(name, field, (), label, schemes=tuple(a.name for a in rundir.SCALING_AXES
+                                                      if a.is_scheme and field in a.params_fields))
+
+
 AXES: dict[str, Axis] = {a.name: a for a in (
-    Axis("data", "num_train_samples", _SETUP + ("embedding_dim",) + _DENSE + _OVER + ("mlp_depth",),
-         "training samples (one epoch)"),
-    Axis("embedding_dim", "embedding_dim", _SETUP + _DENSE + _OVER + ("mlp_depth", "num_train_samples"),
-         "embedding dimension"),
-    Axis("dense_arch_width", "dense_arch_width",
-         _SETUP + ("embedding_dim",) + _OVER + ("mlp_depth", "num_train_samples"), "bottom MLP width"),
-    Axis("over_arch_width", "over_arch_width",
-         _SETUP + ("embedding_dim",) + _DENSE + ("mlp_depth", "num_train_samples"), "top MLP width"),
-    Axis("mlp_width", "mlp_width", _SETUP + ("embedding_dim", "mlp_depth", "num_train_samples"),
-         "both MLPs' width"),
-    Axis("params", "params_total", (), "parameters (total)", schemes=SCHEMES),
-    Axis("params_embedding", "params_embedding", (), "embedding parameters", schemes=("embedding_dim",)),
-    Axis("params_dense", "params_dense", (), "dense parameters",
-         schemes=("dense_arch_width", "over_arch_width", "mlp_width")),
+    Axis(_DATA.name, _DATA.summary_field, _held_fixed(_DATA), _DATA.label),
+    *(Axis(a.name, a.summary_field, _held_fixed(a), a.label) for a in rundir.SCALING_AXES if a.is_scheme),
+    _param_axis("params", "params_total", "parameters (total)"),
+    _param_axis("params_embedding", "params_embedding", "embedding parameters"),
+    _param_axis("params_dense", "params_dense", "dense parameters"),
     Axis("compute", "train_flops", ("model", "data_id"), "training FLOPs (frontier)"),
 )}
 # Everything that defines a grid point of a sweep except the seed (and the learning
 # rates, which the envelope has already chosen).
-GRID_FIELDS = _SETUP + ("embedding_dim",) + _DENSE + _OVER + ("mlp_width", "mlp_depth", "num_train_samples")
+GRID_FIELDS = _SETUP + tuple(f for a in rundir.SCALING_AXES if a.kind != "data" for f in _fields_of(a)) \
+    + (_DATA.summary_field,)
 # Fields compared when two runs of a series share x and seed (see _duplicate_warning).
-_OTHER_CONFIG_FIELDS = ("embedding_dim", "dense_arch_width", "over_arch_width", "mlp_width", "mlp_depth",
-                        "num_train_samples", "dense_arch_layer_sizes", "over_arch_layer_sizes",
-                        "batch_size", "embedding_lr", "dense_lr", "data_id", "params_total")
-# Shown in labels only when it says something the widths do not.
-_HIDDEN = ("dense_arch_hidden", "over_arch_hidden")
+_OTHER_CONFIG_FIELDS = tuple(a.summary_field for a in rundir.SCALING_AXES if a.kind != "data") + (
+    _DATA.summary_field, "dense_arch_layer_sizes", "over_arch_layer_sizes", "batch_size", "embedding_lr",
+    "dense_lr", "data_id", "params_total")
 
 
 def value_of(run: dict, name: str) -> Any:
     """A run's value of `name`; the hidden layers of an MLP are derived from its sizes."""
-    if name in _HIDDEN:
-        layers = run.get("dense_arch_layer_sizes" if name == "dense_arch_hidden" else "over_arch_layer_sizes")
-        return list(layers[:-1]) if isinstance(layers, (list, tuple)) else None
-    if name in ("dense_arch_width", "over_arch_width") and name not in run:
-        return run.get("mlp_width")  # a record from before the two widths (one MLP width)
+    for hidden, layers_field in _HIDDEN_OF.values():
+        if name == hidden:
+            layers = run.get(layers_field)
+            return list(layers[:-1]) if isinstance(layers, (list, tuple)) else None
+    if name not in run:
+        for a in rundir.SCALING_AXES:  # a record from before the axes it moves (one MLP width)
+            if name in a.moves:
+                return run.get(a.summary_field)
     return run.get(name)
 
 
@@ -181,7 +200,7 @@ def _make_series(axis: Axis, metric: str, group: dict, runs: list[dict]) -> Seri
 
 def _group_dict(axis_fields: tuple[str, ...], run: dict) -> dict:
     group = {f: value_of(run, f) for f in axis_fields}
-    for hidden, width in (("dense_arch_hidden", "dense_arch_width"), ("over_arch_hidden", "over_arch_width")):
+    for width, (hidden, _) in _HIDDEN_OF.items():
         if hidden in group and group.get(width) is not None:
             del group[hidden]  # the width (and depth) already say it
     return group

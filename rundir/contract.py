@@ -6,7 +6,9 @@ needs nothing but the standard library, so the analysis never loads torch or `dl
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from enum import Enum
+from typing import Optional
 
 # ------------------------------------------------------------------------------ files
 CONFIG_FILE = "config.yaml"  # the fully resolved config, written once at the start
@@ -145,3 +147,71 @@ FAILURE_FIELDS: dict[str, str] = {
 # with eval_ne), `step` and `samples_seen`.
 POINT_TRAIN = "train"  # + train_loss, lr, samples_per_second
 POINT_EVAL = "eval"  # + every eval_* field of the summary, and `final` (true for the last)
+
+# ------------------------------------------------------------------------ scaling axes
+@dataclass(frozen=True)
+class ScalingAxis:
+    """One resource a sweep varies, declared once: run names, the analysis' series and
+    joint laws, the report's words and the next sweep's config keys all derive from here
+    (docs/ARCHITECTURE.md, "Adding an axis")."""
+
+    name: str  # the axis' name in fits.json and the report
+    summary_field: str  # the summary field holding its value (x of its series)
+    config_key: str  # the config key a sweep sets (`model.embedding_dim=64`)
+    run_name: str  # its short name in run dir names (`d=64`)
+    words: str  # the report's name for it, capitalised ("Embedding dimension")
+    label: str  # the axis title of plots and tables ("embedding dimension")
+    # "data" (the training samples), "scheme" (a model scaling scheme: a law of its own,
+    # and the parameter counts it scales are fitted within its series) or "shape" (a model
+    # value held fixed in every series, never fitted).
+    kind: str
+    # Schemes only: the parameter count that is P in the scheme's joint law NE(P, D) (the
+    # parameters the scheme moves: a constant part would be an offset no A/P^a can follow),
+    # and the parameter-count axes fitted within its series.
+    joint_params_field: Optional[str] = None
+    params_fields: tuple[str, ...] = ()
+    # Schemes that move others together: the axes whose values move with it (both MLPs'
+    # width sets the bottom and the top width); such a scheme is never held fixed itself.
+    moves: tuple[str, ...] = ()
+
+    @property
+    def is_scheme(self) -> bool:
+        return self.kind == "scheme"
+
+
+SCALING_AXES: tuple[ScalingAxis, ...] = (
+    ScalingAxis("embedding_dim", "embedding_dim", "model.embedding_dim", "d", "Embedding dimension", "embedding dimension",
+                "scheme", "params_total", ("params_total", "params_embedding")),
+    ScalingAxis("dense_arch_width", "dense_arch_width", "model.dense_arch_width", "bottom", "Bottom MLP width", "bottom MLP width",
+                "scheme", "params_dense", ("params_total", "params_dense")),
+    ScalingAxis("over_arch_width", "over_arch_width", "model.over_arch_width", "top", "Top MLP width", "top MLP width",
+                "scheme", "params_dense", ("params_total", "params_dense")),
+    ScalingAxis("mlp_width", "mlp_width", "model.mlp_width", "w", "Both MLPs' width", "both MLPs' width",
+                "scheme", "params_dense", ("params_total", "params_dense"),
+                moves=("dense_arch_width", "over_arch_width")),
+    ScalingAxis("mlp_depth", "mlp_depth", "model.mlp_depth", "depth", "MLP depth", "layers per MLP", "shape"),
+    ScalingAxis("data", "num_train_samples", "data.num_train_samples", "n", "Data", "training samples (one epoch)", "data"),
+)
+SCALING_AXIS_KINDS = ("data", "scheme", "shape")
+
+
+def scaling_axis(name: str) -> ScalingAxis:
+    """The axis of that name (KeyError names the declared ones)."""
+    for a in SCALING_AXES:
+        if a.name == name:
+            return a
+    raise KeyError(f"no scaling axis {name!r}; declared: {', '.join(a.name for a in SCALING_AXES)}")
+
+
+def scaling_schemes() -> tuple[str, ...]:
+    """The model scaling schemes, in the table's order."""
+    return tuple(a.name for a in SCALING_AXES if a.is_scheme)
+
+
+def data_axis() -> ScalingAxis:
+    return next(a for a in SCALING_AXES if a.kind == "data")
+
+
+def model_sizes() -> tuple[ScalingAxis, ...]:
+    """The schemes that name a model's size: a scheme that moves others is named through them."""
+    return tuple(a for a in SCALING_AXES if a.is_scheme and not a.moves)
