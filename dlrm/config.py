@@ -141,14 +141,14 @@ class LauncherConfig:
 
 
 @dataclass
-class DebugConfig:
-    """Fault injection for the tests; never part of a study."""
+class FaultsConfig:
+    """Fault injection for the tests (dlrm/faults.py); never part of a study."""
 
-    nan_at_step: Optional[int] = MISSING  # make the loss NaN at this step (on debug.nan_rank)
+    nan_at_step: Optional[int] = MISSING  # make the loss NaN at this step (on faults.nan_rank)
     nan_rank: Optional[int] = MISSING  # only on this rank (null: every rank)
     nan_update_only: bool = MISSING  # poison that step's update, not its loss (a NaN the loss shows later)
     sigterm_at_step: Optional[int] = MISSING  # send this process SIGTERM after this step (a preemption)
-    # A fault after this step on debug.fault_rank (null: every rank), in a run's first attempt
+    # A fault after this step on faults.fault_rank (null: every rank), in a run's first attempt
     # only (a resumed run does not repeat it): "error" raises, "kill" SIGKILLs the process (a
     # rank lost as to the OOM killer).
     fault_at_step: Optional[int] = MISSING
@@ -163,7 +163,7 @@ class Config:
     trainer: TrainerConfig = MISSING
     sharding: ShardingConfig = MISSING
     launcher: LauncherConfig = MISSING
-    debug: DebugConfig = MISSING
+    faults: FaultsConfig = MISSING
     seed: int = MISSING  # model init and data order; the world has its own data.world_seed
     out_root: str = MISSING  # every run dir lives under here
     sweep_name: str = MISSING  # sweep root = ${out_root}/${sweep_name}
@@ -177,7 +177,7 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "trainer": {"schema": TrainerConfig},
     "sharding": {"schema": ShardingConfig},
     "launcher": {"schema": LauncherConfig},
-    "debug": {"schema": DebugConfig},
+    "faults": {"schema": FaultsConfig},
 }
 
 
@@ -332,7 +332,7 @@ def validate(cfg: Any, world_size: int, device_type: str) -> None:
     _one_of(cfg.trainer.dense_optimizer, "trainer.dense_optimizer", tuple(DENSE_OPTIMIZERS))
     _one_of(cfg.data.name, "data.name", tuple(DATA_SOURCES))
     _one_of(cfg.trainer.device, "trainer.device", ("cpu", "cuda"))
-    _one_of(cfg.debug.get("fault", "error"), "debug.fault", FAULTS)
+    _one_of(cfg.faults.fault, "faults.fault", FAULTS)
     _one_of(cfg.trainer.progress_bar, "trainer.progress_bar", ("auto", True, False))
     _one_of(cfg.trainer.pipeline, "trainer.pipeline", ("auto", True, False))
     if cfg.sharding.type == "row_wise" and device_type != "cuda":

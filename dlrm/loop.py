@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,7 +26,7 @@ from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank
 from dlrm.checkpoint import Checkpointer
 from dlrm.data import make_source
 from dlrm.distributed import DistInfo
-from dlrm.faults import inject_fault
+from dlrm.faults import Faults
 from dlrm.metrics import evaluate
 from dlrm.model import ModelShape, build_model, shape_from_config
 from dlrm.progress import Progress
@@ -191,10 +189,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     evals = Every.at(eval_schedule(num_train, tcfg), samples_seen)
     base_lrs = [group["lr"] for group in t.optimizer.param_groups]
     warmup = int(tcfg.lr_warmup_samples)
-    nan_at = cfg.debug.nan_at_step
-    nan_here = nan_at is not None and cfg.debug.nan_rank in (None, info.rank)
-    sigterm_at = cfg.debug.sigterm_at_step
-    fault_at = cfg.debug.get("fault_at_step") if not state and cfg.debug.get("fault_rank") in (None, info.rank) else None
+    faults = Faults.from_config(cfg.faults, info.rank, first_attempt=not state)
     setup_seconds = time.perf_counter() - t_start
 
     def set_lr(samples_after_step: int) -> None:
@@ -203,7 +198,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
             for group, lr in zip(t.optimizer.param_groups, base_lrs):
                 group["lr"] = lr * scale
 
-    pipelined = use_pipeline(tcfg, info.device.type) and nan_at is None  # fault injection needs the plain step
+    pipelined = use_pipeline(tcfg, info.device.type) and not faults.needs_plain_step
 
     def make(item):
         start, size = item
@@ -214,22 +209,16 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
         steps = PipelinedSteps(t, items, set_lr, samples_seen, int(tcfg.batch_size), num_train)
         pause = steps.pause
     else:
-        first_step = step
-        poison = (lambda k: nan_here and cfg.debug.nan_update_only and first_step + k == nan_at)
-        steps, pause = plain_steps(t, items, set_lr, samples_seen, poison), (lambda: None)
+        steps, pause = plain_steps(t, items, set_lr, samples_seen, step, faults.poisons_update), (lambda: None)
     sync_every = sync_every_steps(tcfg, info.device.type)
     pending: list[tuple[int, int, int, torch.Tensor, float]] = []  # steps whose loss is still on the device
     t_loop = time.perf_counter()
     try:
         for size, loss in steps:
-            if nan_here and step == nan_at and not cfg.debug.nan_update_only:
-                loss = loss * float("nan")  # fault injection for the divergence tests
+            loss = faults.on_loss(step, loss)
             step += 1
             samples_seen += size
-            if step == sigterm_at:
-                os.kill(os.getpid(), signal.SIGTERM)  # fault injection: a preemption, as SLURM sends it
-            if step == fault_at:
-                inject_fault(cfg.debug.fault, info.rank, step)
+            faults.after_step(step)
             pending.append((step, samples_seen, size, loss, t.optimizer.param_groups[-1]["lr"]))
             eval_due = evals(samples_seen) and samples_seen < num_train
             # The losses are read, and the ranks agree, only at a sync step: the same steps on

@@ -37,12 +37,13 @@ def use_pipeline(trainer_cfg: Any, device_type: str) -> bool:
     return device_type == "cuda" if choice == "auto" else bool(choice)
 
 
-def plain_steps(t: Any, items: Iterator, before_step: StepFn, samples_seen: int,
-                poison_at: Callable[[int], bool] = lambda step: False) -> Iterator[tuple[int, torch.Tensor]]:
-    step = 0
+def plain_steps(t: Any, items: Iterator, before_step: StepFn, samples_seen: int, step: int = 0,
+                poisons_update: Callable[[int], bool] = lambda step: False) -> Iterator[tuple[int, torch.Tensor]]:
+    """`step`: the steps taken before (a resume); `poisons_update(step)` (fault injection,
+    dlrm/faults.py): whether that 0-based step's update is made NaN."""
     for size, batch in items:
         before_step(samples_seen + size)
-        loss = train_step(t.model, t.optimizer, batch, poison_update=poison_at(step))
+        loss = train_step(t.model, t.optimizer, batch, poison_update=poisons_update(step))
         samples_seen += size
         step += 1
         yield size, loss

@@ -1,20 +1,50 @@
 """Hydra's view of the config: the typed schemas in the ConfigStore, the resolvers the
 config tree uses, and `compose` for code that needs the config without a command line
-(tests, benchmarks).  `register()` is idempotent and runs on import of the app."""
+(tests, benchmarks).  `register()` is idempotent and runs on import of the app.
+`check_overrides` refuses, before any work, an override of a key that has moved."""
 from __future__ import annotations
 
 import os
+from dataclasses import fields
 from pathlib import Path
-from typing import Sequence
+from typing import Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import OmegaConf
 
-from dlrm.config import GROUP_SCHEMAS, Config
+from dlrm.config import GROUP_SCHEMAS, Config, ConfigError, FaultsConfig
 from runner import naming, runs_root
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 _registered = False
+# Keys that moved, by their old names: the fault-injection keys left the `debug` group (now a
+# group of quick-run profiles, configs/debug/) for the `faults` group.
+MOVED_KEYS = {f"debug.{f.name}": f"faults.{f.name}" for f in fields(FaultsConfig)}
+
+
+class MovedKey(ConfigError):
+    """An override names a key by its old name: refused before any work, naming the new one."""
+
+
+def moved_key(override: str) -> Optional[str]:
+    """The one-line refusal of an override of a moved key, or None."""
+    if override.startswith("-"):  # a flag of Hydra's own (-m, --cfg, ...)
+        return None
+    key, sep, value = override.partition("=")
+    old = key.lstrip("+~")
+    if old not in MOVED_KEYS:
+        return None
+    new = key[: len(key) - len(old)] + MOVED_KEYS[old]
+    return (f"{key}{sep}{value}: fault injection moved to the faults group, use {new}{sep}{value} "
+            f"(debug= is now a quick-run profile: debug=tiny, debug=one_step)")
+
+
+def check_overrides(overrides: Sequence[str]) -> None:
+    """Raise MovedKey for the first override of a moved key (see MOVED_KEYS)."""
+    for override in overrides:
+        problem = moved_key(override)
+        if problem:
+            raise MovedKey(problem)
 
 
 def register() -> None:
@@ -49,6 +79,7 @@ def compose(overrides: Sequence[str] = (), with_hydra: bool = False):
     (with its `hydra` node when asked: launcher, sweeper, run dirs)."""
     from hydra import compose as hydra_compose, initialize_config_dir
 
+    check_overrides(overrides)
     register()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)

@@ -48,6 +48,11 @@ def main(cfg: DictConfig) -> str:
 
 
 def cli() -> None:
+    try:
+        compose.check_overrides(sys.argv[1:])  # before Hydra composes anything: one line, no traceback
+    except compose.MovedKey as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)
     main()
     sys.exit(OUTCOMES.exit_code())
 

@@ -33,8 +33,8 @@ RESULT_NEUTRAL_KEYS = (
     "trainer.checkpoint_every_samples", "trainer.checkpoint_every_minutes", "trainer.prefetch_batches",
     "trainer.tensorboard", "trainer.num_threads", "trainer.collective_timeout_s", "trainer.sync_every_steps", "trainer.eval_batch_size", "data.path",
     "trainer.eval_log_spaced_from", "trainer.eval_log_spaced_per_octave",  # more evals, the same run
-    "debug.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
-    "debug.fault_at_step", "debug.fault_rank", "debug.fault",  # first attempt only: a resume repeats none
+    "faults.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
+    "faults.fault_at_step", "faults.fault_rank", "faults.fault",  # first attempt only: a resume repeats none
     "data.num_sparse_features",  # a check of data.cardinalities' length, which carries the world itself
 )
 # Keys added after configs were first written, with the value every run before them had: a

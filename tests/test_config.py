@@ -73,7 +73,7 @@ def test_wrong_type_fails_at_composition_with_hydras_message(override, message, 
 
 @pytest.mark.parametrize("override", ["model.no_such_key=1", "trainer.debug_nan_at_step=3", "data.teacher_dim=8"])
 def test_unknown_key_fails_at_composition(override):
-    """trainer.debug_nan_at_step moved to the debug group; Criteo has no teacher."""
+    """trainer.debug_nan_at_step moved to the faults group (faults.nan_at_step); Criteo has no teacher."""
     from hydra.errors import ConfigCompositionException
 
     extra = ["data=criteo_kaggle"] if override.startswith("data.") else []

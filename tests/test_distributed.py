@@ -107,7 +107,7 @@ def test_a_nan_on_one_rank_ends_the_run_diverged_on_every_rank(tmp_path, sync_ev
     """Also when the losses are read every 8 steps: the ranks agree on the earliest bad step."""
     run_dir = tmp_path / "nan"
     proc = subprocess.run([TORCHRUN, "--standalone", "--nproc_per_node=2", "-m", "dlrm.train", *RUN,
-                           "debug.nan_at_step=5", "debug.nan_rank=1", f"trainer.sync_every_steps={sync_every}",
+                           "faults.nan_at_step=5", "faults.nan_rank=1", f"trainer.sync_every_steps={sync_every}",
                            f"hydra.run.dir={run_dir}"],
                           cwd=tmp_path, env=ENV, capture_output=True, text=True, timeout=600)
     s = _summary(run_dir)

@@ -2,7 +2,7 @@
 
 Jobs run in this process through the app's own `runner.job.launch` (tests/harness.py);
 a preemption is a real SIGTERM the loop sends itself after a given step
-(`debug.sigterm_at_step`, result-neutral), exactly as SLURM's would arrive.
+(`faults.sigterm_at_step`, result-neutral), exactly as SLURM's would arrive.
 """
 from __future__ import annotations
 
@@ -32,7 +32,7 @@ def _summary(run_dir: Path) -> dict:
 def _preempted(overrides: list[str], run_dir: Path, at_step: int) -> None:
     """Train until a SIGTERM after `at_step`: checkpointed, interrupted, exit 143."""
     with pytest.raises(SystemExit) as e:
-        run_job(overrides + [f"debug.sigterm_at_step={at_step}"], run_dir)
+        run_job(overrides + [f"faults.sigterm_at_step={at_step}"], run_dir)
     assert e.value.code == 143
     assert _summary(run_dir)["status"] == "interrupted"
 
@@ -112,7 +112,7 @@ def test_a_crash_between_the_renames_of_a_switch_resumes_from_the_newest_checkpo
 # --- 5: a NaN made by the last update -----------------------------------------------------------
 
 def test_a_nan_made_by_the_last_update_is_diverged_not_completed(tmp_path):
-    out = run_job(RUN + ["debug.nan_at_step=31", "debug.nan_update_only=true"], tmp_path / "run")
+    out = run_job(RUN + ["faults.nan_at_step=31", "faults.nan_update_only=true"], tmp_path / "run")
     assert out["status"] == "diverged"
     assert "final eval" in out["summary"]["error"] and out["summary"]["diverged_step"] == 32
 
@@ -137,7 +137,7 @@ def test_a_completed_run_is_not_reused_for_a_changed_config(tmp_path, caplog):
 
 def test_a_conflicting_config_leaves_the_other_runs_summary_alone(tmp_path):
     run_dir = tmp_path / "run"
-    assert run_job(RUN + ["debug.nan_at_step=3"], run_dir)["status"] == "diverged"
+    assert run_job(RUN + ["faults.nan_at_step=3"], run_dir)["status"] == "diverged"
     before = (run_dir / "summary.json").read_bytes()
     out = run_job(RUN + ["retry_failed=true"], run_dir)  # another config, asking to retry
     assert out["status"] == "conflict"

@@ -46,7 +46,7 @@ def test_any_sync_interval_gives_the_same_run_with_fewer_reads(every_step, tmp_p
 
 
 def test_a_nan_between_syncs_ends_the_run_at_its_own_step(tmp_path):
-    s = run_job(RUN + ["trainer.sync_every_steps=8", "debug.nan_at_step=5"], tmp_path / "run")["summary"]
+    s = run_job(RUN + ["trainer.sync_every_steps=8", "faults.nan_at_step=5"], tmp_path / "run")["summary"]
     assert s["status"] == "diverged" and s["diverged_step"] == 6, s  # the step that made it, not the sync's
     points = _train_points(tmp_path / "run")
     assert not [p for p in points if p["step"] >= 6]
@@ -55,7 +55,7 @@ def test_a_nan_between_syncs_ends_the_run_at_its_own_step(tmp_path):
 def test_a_preemption_between_syncs_checkpoints_at_the_next_and_resumes_to_the_same_result(every_step, tmp_path):
     run_dir = tmp_path / "run"
     with pytest.raises(SystemExit):
-        run_job(RUN + ["trainer.sync_every_steps=8", "debug.sigterm_at_step=3"], run_dir)
+        run_job(RUN + ["trainer.sync_every_steps=8", "faults.sigterm_at_step=3"], run_dir)
     state = json.loads((run_dir / "checkpoint" / "latest" / "state.json").read_text())
     assert state["step"] == 8  # acted on at the next sync step
     s = run_job(RUN + ["trainer.sync_every_steps=8"], run_dir)["summary"]

@@ -50,7 +50,7 @@ def _checkpointed_samples(run_dir: Path) -> int:
 
 def test_a_ranks_own_error_under_the_torchrun_launcher_fails_the_run_with_that_error(tmp_path):
     run_dir = tmp_path / "run"
-    proc = _launcher(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1")
+    proc = _launcher(run_dir, f"faults.fault_at_step={FAULT_STEP}", "faults.fault_rank=1")
     assert proc.returncode != 0, _out(proc)
     s = _summary(run_dir)
     assert s["status"] == "failed", (s, _out(proc))
@@ -71,7 +71,7 @@ def test_a_ranks_own_error_under_the_torchrun_launcher_fails_the_run_with_that_e
 
 def test_a_ranks_own_error_under_a_torchrun_by_hand_fails_the_run_with_that_error(tmp_path):
     run_dir = tmp_path / "run"
-    proc = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1")
+    proc = _by_hand(run_dir, f"faults.fault_at_step={FAULT_STEP}", "faults.fault_rank=1")
     assert proc.returncode != 0, _out(proc)
     s = _summary(run_dir)
     assert s["status"] == "failed", (s, _out(proc))
@@ -82,13 +82,13 @@ def test_a_lost_rank_under_a_torchrun_by_hand_leaves_the_run_resumable(tmp_path)
     """Rank 1 SIGKILLed after the first checkpoint (as by the OOM killer): the survivor must
     not write `failed` over a good checkpoint; the same command then resumes the run."""
     run_dir = tmp_path / "run"
-    proc = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1", "debug.fault=kill")
+    proc = _by_hand(run_dir, f"faults.fault_at_step={FAULT_STEP}", "faults.fault_rank=1", "faults.fault=kill")
     assert proc.returncode != 0, _out(proc)
     s = _summary(run_dir)
     assert s["status"] == "interrupted", (s, _out(proc))
     saved = _checkpointed_samples(run_dir)
     assert saved > 0
-    again = _by_hand(run_dir, f"debug.fault_at_step={FAULT_STEP}", "debug.fault_rank=1", "debug.fault=kill")
+    again = _by_hand(run_dir, f"faults.fault_at_step={FAULT_STEP}", "faults.fault_rank=1", "faults.fault=kill")
     assert again.returncode == 0, _out(again)
     s = _summary(run_dir)
     assert s["status"] == "completed" and s["resumed_from_samples"] == saved, s
@@ -115,8 +115,8 @@ def test_a_bad_fault_kind_is_refused():
     from dlrm.config import ConfigError, validate
     from harness import compose
 
-    with pytest.raises(ConfigError, match="debug.fault='segv' is not known: use one of error, kill"):
-        validate(compose(["debug.fault=segv"]), 1, "cpu")
+    with pytest.raises(ConfigError, match="faults.fault='segv' is not known: use one of error, kill"):
+        validate(compose(["faults.fault=segv"]), 1, "cpu")
 
 
 def _descendants(pid: int) -> list[int]:

@@ -109,7 +109,7 @@ def test_sigterm_checkpoints_marks_interrupted_and_exits_for_requeue(uninterrupt
 
 
 def test_nan_loss_marks_the_run_diverged_and_the_sweep_goes_on(tmp_runs):
-    proc = cli(["-m", "debug.nan_at_step=null,3", "data.num_train_samples=4096", "data.num_eval_samples=4096",
+    proc = cli(["-m", "faults.nan_at_step=null,3", "data.num_train_samples=4096", "data.num_eval_samples=4096",
                 "model.embedding_dim=4", "model.mlp_width=8", f"out_root={tmp_runs}"], cwd=REPO)
     assert proc.returncode != 0  # a diverged run makes the sweep's exit status non-zero
     summaries = {p.parent.name: json.loads(p.read_text()) for p in (tmp_runs / "multirun").glob("*/summary.json")}

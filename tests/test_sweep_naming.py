@@ -78,7 +78,7 @@ def test_hydras_exclude_keys_are_the_result_neutral_keys():
     assert set(RESULT_NEUTRAL_KEYS) <= keys and "launcher.nproc_per_node" in keys
     assert _dirname(["data=criteo_kaggle", "data.path=/somewhere/else"]) == "data=criteo_kaggle"
     assert all(k.split(".")[0] in {"out_root", "sweep_name", "retry_failed", "launcher", "trainer", "data",
-                                   "sweep", "hydra", "hydra/launcher", "debug"} for k in keys)
+                                   "sweep", "hydra", "hydra/launcher", "faults"} for k in keys)
 
 
 def test_list_values_stay_whole_and_distinct():
