@@ -13,6 +13,7 @@ from typing import Optional
 import rundir
 from analysis.checks import data_cannot_fix, planted_table, rolling_line
 from analysis.determined import observed_sentence
+from analysis.efficiency import ComputeMargin
 from analysis.fitrange import range_sentence
 from analysis.fmt import ci, g, vci
 from analysis.margin import center
@@ -91,11 +92,11 @@ def _undetermined_sentence(r: SeriesResult, a: Analysis) -> str:
 
 def _range_words(r: SeriesResult) -> str:
     """Which leading x values the fit left out as transient, with the numbers that moved."""
-    fr = r.fit_range or {}
-    words = [range_sentence(c) for c in fr.get("checks", []) if not c["overlaps"]]
-    if not words or fr.get("range_sensitive"):
+    fr = r.fit_range
+    words = [range_sentence(c) for c in fr.checks if not c.overlaps] if fr else []
+    if not words or fr.range_sensitive:
         return ""
-    return (f" Fitted from {r.series.axis.x_field} = {g(fr['x_from'])} on; the smaller x left out as transient ("
+    return (f" Fitted from {r.series.axis.x_field} = {g(fr.x_from)} on; the smaller x left out as transient ("
             + "; ".join(words) + ").")
 
 
@@ -106,22 +107,22 @@ def axis_sentence(r: SeriesResult, a: Analysis) -> str:
     word = axis_word(r)
     m = a.options.metric_word
     head = {"pays": f"**{word}: still pays.**", "saturated": f"**{word}: saturated.**",
-            "uncertain": f"**{word}: undecided by these runs.**"}[e["verdict"]]
+            "uncertain": f"**{word}: undecided by these runs.**"}[e.verdict]
     cis = f.ci95()
-    text = (f"{head} At the largest measured {s.axis.x_field} ({g(e['x_max'])}), doubling it "
-            f"lowers {m} by {vci(e['gain_per_doubling'], 3)} ({100 * e['gain_per_doubling_relative']:.2g}%; "
-            f"threshold for 'pays': {g(e['threshold_per_doubling'])} per doubling). "
+    text = (f"{head} At the largest measured {s.axis.x_field} ({g(e.x_max)}), doubling it "
+            f"lowers {m} by {vci(e.gain_per_doubling, 3)} ({100 * e.gain_per_doubling_relative:.2g}%; "
+            f"threshold for 'pays': {g(e.threshold_per_doubling)} per doubling). "
             f"Law: β = {g(f.beta, 3)} {ci(cis['beta'], 3)}, γ = {g(f.gamma)} {ci(cis['gamma'])}")
-    gap = (r.gamma_vs_floor or {}).get("gamma_minus_floor")
-    if gap:
+    gap = r.gamma_vs_floor.gamma_minus_floor if r.gamma_vs_floor else None
+    if gap is not None:
         text += f"; γ − Bayes floor = {vci(gap, 3)}"
     text += "." + _range_words(r)
     text += f" _(series: {s.label}; {f.n_points} points; intervals: {f.resampling.description})_"
     return text
 
 
-def _margin_of(r: SeriesResult) -> Optional[dict]:
-    return (r.efficiency or {}).get("compute_margin") if r.determined else None
+def _margin_of(r: SeriesResult) -> Optional[ComputeMargin]:
+    return r.efficiency.compute_margin if r.determined and r.efficiency else None
 
 
 def _compute_sentence(heads: list[SeriesResult]) -> Optional[str]:
@@ -130,24 +131,24 @@ def _compute_sentence(heads: list[SeriesResult]) -> Optional[str]:
     data = next((r for r in rows if r.series.axis.name == "data"), None)
     if not rows or (data is None and len(rows) < 2):
         return None
-    starts = sorted({_margin_of(r)["start"] for r in rows})
+    starts = sorted({_margin_of(r).start for r in rows})
     parts = []
     for r in sorted(rows, key=lambda r: r.series.axis.name != "data"):
         mg = _margin_of(r)
         name = axis_word(r).lower()
-        move = f"{g(mg['x_from'])} → {g(mg['x_to'], 3)}" if mg["x_to"] else g(mg["x_from"])
-        if mg["stated"]:
-            past = (f", {g(mg['factor_past_range'], 2)}× the largest measured" if mg["factor_past_range"] > 1
+        move = f"{g(mg.x_from)} → {g(mg.x_to, 3)}" if mg.x_to else g(mg.x_from)
+        if mg.stated:
+            past = (f", {g(mg.factor_past_range, 2)}× the largest measured" if mg.factor_past_range > 1
                     else ", inside the measured range")
-            parts.append(f"{name} ({move}{past}) {vci(mg['gain'], 3)}")
+            parts.append(f"{name} ({move}{past}) {vci(mg.gain, 3)}")
         else:
-            parts.append(f"{name}: not stated ({mg['why_not']}); its whole headroom from {g(mg['x_from'])} "
-                         f"is {vci(mg['headroom'], 3)}")
+            parts.append(f"{name}: not stated ({mg.why_not}); its whole headroom from {g(mg.x_from)} "
+                         f"is {vci(mg.headroom, 3)}")
     where = (f"from {starts[0]}" if len(starts) == 1 else
-             "each from its own start (" + "; ".join(f"{axis_word(r).lower()}: {_margin_of(r)['start']}"
+             "each from its own start (" + "; ".join(f"{axis_word(r).lower()}: {_margin_of(r).start}"
                                                       for r in rows) + ")")
     text = f"**Per doubling of training compute**, {where}, NE drops by: " + "; ".join(parts) + "."
-    if data is not None and _margin_of(data)["stated"]:
+    if data is not None and _margin_of(data).stated:
         verdicts = [_rank(data, r) for r in rows if r is not data]
         if verdicts:
             text += " " + "; ".join(verdicts)[0].upper() + "; ".join(verdicts)[1:] + "."
@@ -157,16 +158,16 @@ def _compute_sentence(heads: list[SeriesResult]) -> Optional[str]:
 def _rank(data: SeriesResult, r: SeriesResult) -> str:
     """Data against one scheme: by the gain per compute doubling where both are stated, else
     by the scheme's whole headroom (what any amount of it buys, under its law)."""
-    d_lo, d_hi = _margin_of(data)["gain"]["ci95"] or [None, None]
+    d_lo, d_hi = _margin_of(data).gain.ci95 or [None, None]
     mg, name = _margin_of(r), axis_word(r).lower()
-    other = mg["gain"] if mg["stated"] else mg["headroom"]
-    what = "" if mg["stated"] else "'s whole headroom"
-    o_lo, o_hi = other["ci95"] or [None, None]
+    other = mg.gain if mg.stated else mg.headroom
+    what = "" if mg.stated else "'s whole headroom"
+    o_lo, o_hi = other.ci95 or [None, None]
     if None in (d_lo, d_hi, o_lo, o_hi):
         return f"against {name}: no intervals, no ranking"
     if d_lo > o_hi:
         return f"data buys more than {name}{what} (the intervals do not overlap)"
-    if o_lo > d_hi and mg["stated"]:
+    if o_lo > d_hi and mg.stated:
         return f"{name} buys more than data (the intervals do not overlap)"
     return f"against {name}{what} the intervals overlap: no ranking"
 
@@ -187,15 +188,15 @@ def _schemes_sentence(heads: list[SeriesResult]) -> Optional[str]:
 def _seed_spread_line(heads: list[SeriesResult]) -> Optional[str]:
     best = None
     for h in heads:
-        at = (h.seed_spread or {}).get("at_x_max")
+        at = h.seed_spread.at_x_max if h.seed_spread else None
         if at and (best is None or h.series.axis.name == "data"):
             best = (h, at)
     if best is None:
         return None
     h, at = best
-    return (f"- **Between-seed spread at the largest point** ({h.series.axis.x_field} = {g(at['x'])}, "
-            f"{h.series.label}): NE std {g(at['ne_std'], 2)} over {at['n_seeds']} seeds "
-            f"(range {g(at['ne_range'], 2)}, mean {g(at['ne_mean'])}).")
+    return (f"- **Between-seed spread at the largest point** ({h.series.axis.x_field} = {g(at.x)}, "
+            f"{h.series.label}): NE std {g(at.ne_std, 2)} over {at.n_seeds} seeds "
+            f"(range {g(at.ne_range, 2)}, mean {g(at.ne_mean)}).")
 
 
 def _joint_lines(a: Analysis, study: Study) -> list[str]:
@@ -217,12 +218,12 @@ def _joint_lines(a: Analysis, study: Study) -> list[str]:
         text = (f"- **Joint law ({name} scheme)** E + A/P^a + B/D^b: a = {g(j.fit.a, 3)} "
                 f"{ci(j.fit.ci95()['a'], 3)}, b = {g(j.fit.b, 3)} {ci(j.fit.ci95()['b'], 3)}.")
         if ex and c:
-            text += (f" Compute-optimal split: parameters grow as C^{g(ex['params'], 3)} {ci(ex.get('params_ci95'), 3)}, "
-                     f"samples as C^{g(ex['samples'], 3)} {ci(ex.get('samples_ci95'), 3)}; at the largest run's "
-                     f"budget ({g(c['budget_flops'], 3)} FLOPs) {g(c['params'], 3)} params × {g(c['samples'], 3)} samples")
-            text += (f" — an extrapolation ({c['extrapolation']}), not a conclusion" if c["extrapolated"] else "")
-            if j.flops_model and j.flops_model["r2"] < 0.8:
-                text += f"; indicative only (FLOPs per sample vs parameters r² = {g(j.flops_model['r2'], 2)})"
+            text += (f" Compute-optimal split: parameters grow as C^{g(ex.params, 3)} {ci(ex.params_ci95, 3)}, "
+                     f"samples as C^{g(ex.samples, 3)} {ci(ex.samples_ci95, 3)}; at the largest run's "
+                     f"budget ({g(c.budget_flops, 3)} FLOPs) {g(c.params, 3)} params × {g(c.samples, 3)} samples")
+            text += (f" — an extrapolation ({c.extrapolation}), not a conclusion" if c.extrapolated else "")
+            if j.flops_model and j.flops_model.r2 < 0.8:
+                text += f"; indicative only (FLOPs per sample vs parameters r² = {g(j.flops_model.r2, 2)})"
             text += ". Larger budgets: see the joint-law table (all extrapolations)."
         lines.append(text)
     return lines

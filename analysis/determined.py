@@ -23,9 +23,12 @@ the between-seed spread.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
+
+from analysis.jsonable import Jsonable, optional
 
 MIN_DISTINCT_X_DETERMINED = 5
 BETA_DETERMINED = (0.02, 3.5)
@@ -65,7 +68,22 @@ def determinedness(fit, known_floor: Optional[float] = None) -> tuple[bool, list
     return not reasons, reasons
 
 
-def observed(series, seed_std: Optional[float]) -> dict[str, Any]:
+@dataclass
+class Observed(Jsonable):
+    """NE (seed mean) at the smallest and largest x, its range and change over the axis, and
+    that range against the between-seed std (`measurable`: None with no spread to compare)."""
+    x_min: float
+    x_max: float
+    ne_at_x_min: float
+    ne_at_x_max: float
+    ne_range: float
+    ne_change: float
+    between_seed_std: Optional[float] = None
+    measurable: Optional[bool] = None
+    range_over_seed_std: Optional[float] = optional()
+
+
+def observed(series, seed_std: Optional[float]) -> Observed:
     """What the data show without a model: NE (seed mean) at the smallest and largest x,
     the range over the axis, and that range against the between-seed spread."""
     by_x: dict[float, list[float]] = defaultdict(list)
@@ -74,33 +92,29 @@ def observed(series, seed_std: Optional[float]) -> dict[str, Any]:
     xs = sorted(by_x)
     means = np.array([np.mean(by_x[x]) for x in xs])
     ne_range = float(means.max() - means.min())
-    out: dict[str, Any] = {
-        "x_min": xs[0], "x_max": xs[-1], "ne_at_x_min": float(means[0]), "ne_at_x_max": float(means[-1]),
-        "ne_range": ne_range, "ne_change": float(means[-1] - means[0]),
-        "between_seed_std": seed_std,
-        "measurable": None,
-    }
+    out = Observed(x_min=xs[0], x_max=xs[-1], ne_at_x_min=float(means[0]), ne_at_x_max=float(means[-1]),
+                   ne_range=ne_range, ne_change=float(means[-1] - means[0]), between_seed_std=seed_std)
     if seed_std is not None and seed_std > 0:
-        out["range_over_seed_std"] = ne_range / seed_std
-        out["measurable"] = bool(ne_range >= NOISE_MULTIPLE * seed_std)
+        out.range_over_seed_std = ne_range / seed_std
+        out.measurable = bool(ne_range >= NOISE_MULTIPLE * seed_std)
     return out
 
 
-def observed_sentence(obs: dict[str, Any], axis_label: str, metric: str) -> str:
+def observed_sentence(obs: Observed, axis_label: str, metric: str) -> str:
     """e.g. 'no measurable gain over embedding dimension 4–32: NE range 0.0010 < 2× the
     between-seed std (0.0008)'."""
-    span = f"{axis_label} {_num(obs['x_min'])}–{_num(obs['x_max'])}"
+    span = f"{axis_label} {_num(obs.x_min)}–{_num(obs.x_max)}"
     name = "NE" if metric == "eval_ne" else metric
-    std = obs.get("between_seed_std")
-    if obs.get("measurable") is False:
-        return (f"no measurable gain over {span}: {name} range {obs['ne_range']:.4f} < "
+    std = obs.between_seed_std
+    if obs.measurable is False:
+        return (f"no measurable gain over {span}: {name} range {obs.ne_range:.4f} < "
                 f"{NOISE_MULTIPLE:g}× the between-seed std ({std:.4f})")
-    change = obs["ne_change"]
+    change = obs.ne_change
     direction = "falls" if change < 0 else "rises"
-    text = (f"{name} {direction} from {obs['ne_at_x_min']:.4f} to {obs['ne_at_x_max']:.4f} over {span} "
-            f"(range {obs['ne_range']:.4f}")
+    text = (f"{name} {direction} from {obs.ne_at_x_min:.4f} to {obs.ne_at_x_max:.4f} over {span} "
+            f"(range {obs.ne_range:.4f}")
     if std:
-        text += f", {obs['range_over_seed_std']:.1f}× the between-seed std"
+        text += f", {obs.range_over_seed_std:.1f}× the between-seed std"
     else:
         text += ", one seed: no between-seed spread to compare with"
     return text + ")"

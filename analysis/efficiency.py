@@ -17,11 +17,13 @@ flagged as beyond the range instead.
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from analysis.fit import PowerLawFit
+from analysis.jsonable import Jsonable, optional
 from analysis.series import SCHEMES, Series
 
 # A gain is stated up to one doubling past the largest measured x (the data axis' own
@@ -30,43 +32,80 @@ EXTRAPOLATION_LIMIT = 2.0
 NEXT_10X = 10.0
 
 
-def gain(fit: PowerLawFit, x_from: float, x_to: float) -> dict[str, Any]:
+@dataclass
+class Estimate(Jsonable):
+    """A number under the law with its 95% interval (None without a bootstrap)."""
+    value: float
+    ci95: Optional[list[float]] = None
+
+
+@dataclass
+class FarEstimate(Estimate):
+    """An estimate far past the measured range: `extrapolation_factor` times its largest x."""
+    extrapolation_factor: float = NEXT_10X
+
+
+@dataclass
+class ComputeMargin(Jsonable):
+    """What one doubling of compute through a resource buys from size `x_from` (`start`
+    names that model); `why_not` says why no gain is stated."""
+    x_from: float
+    start: str
+    x_to: Optional[float]
+    x_to_source: str
+    factor_past_range: Optional[float]
+    stated: bool = False
+    gain: Optional[Estimate] = None
+    headroom: Optional[Estimate] = None
+    why_not: Optional[str] = optional()
+
+
+@dataclass
+class Efficiency(Jsonable):
+    """A determined law's margin at its largest measured x (scaling_efficiency); the
+    compute margin is attached later, from the study's central data law (analysis.margin)."""
+    x_max: float
+    ne_at_x_max: float
+    gain_per_doubling: Estimate
+    gain_per_doubling_relative: float
+    gain_next_10x: FarEstimate
+    headroom_to_gamma: Estimate
+    threshold_per_doubling: float
+    verdict: str  # "pays", "saturated" or "uncertain"
+    extrapolation_limit: float
+    compute_margin: Optional[ComputeMargin] = optional()
+
+
+def gain(fit: PowerLawFit, x_from: float, x_to: float) -> Estimate:
     """NE(x_from) - NE(x_to) under the law: positive means the bigger resource lowers NE."""
-    value = float(fit.predict(x_from) - fit.predict(x_to))
-    out: dict[str, Any] = {"value": value, "ci95": None}
+    out = Estimate(float(fit.predict(x_from) - fit.predict(x_to)))
     if fit.boot is not None:
         pb = fit.predict_boot([x_from, x_to])
-        out["ci95"] = fit.interval(pb[:, 0] - pb[:, 1], value)
+        out.ci95 = fit.interval(pb[:, 0] - pb[:, 1], out.value)
     return out
 
 
-def headroom(fit: PowerLawFit, x: float) -> dict[str, Any]:
+def headroom(fit: PowerLawFit, x: float) -> Estimate:
     """NE(x) - gamma: all that any amount more of the resource can buy, under the law."""
-    out: dict[str, Any] = {"value": float(fit.predict(x)) - fit.gamma, "ci95": None}
+    out = Estimate(float(fit.predict(x)) - fit.gamma)
     if fit.boot is not None:
-        out["ci95"] = fit.interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2], out["value"])
+        out.ci95 = fit.interval(fit.predict_boot([x])[:, 0] - fit.boot[:, 2], out.value)
     return out
 
 
-def scaling_efficiency(fit: PowerLawFit, series: Series, threshold_per_doubling: float) -> dict[str, Any]:
+def scaling_efficiency(fit: PowerLawFit, series: Series, threshold_per_doubling: float) -> Efficiency:
     x = fit.x_max
     ne_now = float(fit.predict(x))
     per_doubling = gain(fit, x, 2 * x)
-    next_10x = {**gain(fit, x, NEXT_10X * x), "extrapolation_factor": NEXT_10X}
+    far = gain(fit, x, NEXT_10X * x)
     # The verdict needs the whole interval of the doubling's gain on one side of the threshold.
-    lo, hi = per_doubling["ci95"] or (per_doubling["value"], per_doubling["value"])
+    lo, hi = per_doubling.ci95 or (per_doubling.value, per_doubling.value)
     verdict = "pays" if lo > threshold_per_doubling else "saturated" if hi < threshold_per_doubling else "uncertain"
-    return {
-        "x_max": x,
-        "ne_at_x_max": ne_now,
-        "gain_per_doubling": per_doubling,
-        "gain_per_doubling_relative": per_doubling["value"] / ne_now,
-        "gain_next_10x": next_10x,
-        "headroom_to_gamma": headroom(fit, x),
-        "threshold_per_doubling": threshold_per_doubling,
-        "verdict": verdict,
-        "extrapolation_limit": EXTRAPOLATION_LIMIT,
-    }
+    return Efficiency(x_max=x, ne_at_x_max=ne_now, gain_per_doubling=per_doubling,
+                      gain_per_doubling_relative=per_doubling.value / ne_now,
+                      gain_next_10x=FarEstimate(far.value, far.ci95, NEXT_10X), headroom_to_gamma=headroom(fit, x),
+                      threshold_per_doubling=threshold_per_doubling, verdict=verdict,
+                      extrapolation_limit=EXTRAPOLATION_LIMIT)
 
 
 def compute_doubling_x(series: Series, x0: float) -> tuple[Optional[float], str]:
@@ -95,18 +134,17 @@ def compute_doubling_x(series: Series, x0: float) -> tuple[Optional[float], str]
     return float((2 * (a + b * x0) - a) / b), "an affine fit of flops_per_sample over the series"
 
 
-def compute_margin(fit: PowerLawFit, series: Series, x0: float, start: str) -> dict[str, Any]:
+def compute_margin(fit: PowerLawFit, series: Series, x0: float, start: str) -> ComputeMargin:
     """What one doubling of compute spent through the series' resource buys from size x0
     (`start` names the model it starts from), or why no number is stated."""
     x1, source = compute_doubling_x(series, x0)
-    out: dict[str, Any] = {"x_from": x0, "start": start, "x_to": x1, "x_to_source": source,
-                           "factor_past_range": None if x1 is None else x1 / fit.x_max,
-                           "stated": False, "gain": None, "headroom": headroom(fit, x0)}
+    out = ComputeMargin(x_from=x0, start=start, x_to=x1, x_to_source=source,
+                        factor_past_range=None if x1 is None else x1 / fit.x_max, headroom=headroom(fit, x0))
     if x1 is None:
-        out["why_not"] = f"no compute doubling along it ({source})"
+        out.why_not = f"no compute doubling along it ({source})"
     elif x1 > EXTRAPOLATION_LIMIT * fit.x_max:
-        out["why_not"] = (f"a compute doubling needs {x1:.4g}, {x1 / fit.x_max:.3g}x the largest measured "
-                          f"{fit.x_max:.4g} (past the {EXTRAPOLATION_LIMIT:g}x limit)")
+        out.why_not = (f"a compute doubling needs {x1:.4g}, {x1 / fit.x_max:.3g}x the largest measured "
+                       f"{fit.x_max:.4g} (past the {EXTRAPOLATION_LIMIT:g}x limit)")
     else:
-        out.update(stated=True, gain=gain(fit, x0, x1))
+        out.stated, out.gain = True, gain(fit, x0, x1)
     return out

@@ -30,7 +30,8 @@ prediction.
 from __future__ import annotations
 
 from collections import defaultdict
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 from scipy.special import stdtrit
@@ -38,6 +39,7 @@ from scipy.special import stdtrit
 from analysis.bootstrap import bootstrap_weights, resampling_for
 from analysis.errors import FitError
 from analysis.fit import FitSettings, usable_floor, validate_xy
+from analysis.jsonable import Jsonable
 from analysis.varpro import fit_batch
 
 # Random resamples per prefix fit, where the seeds' resamples are not enumerated exactly
@@ -48,22 +50,65 @@ ROLLING_BOOTSTRAP = 400
 MAX_PREFIXES = 6
 
 
+@dataclass
+class Prediction(Jsonable):
+    """The law fitted on the `n_fit_x` smallest x values (up to `fit_x_max`) asked for x."""
+    n_fit_x: int
+    fit_x_max: float
+    x: float
+    factor: float  # x / fit_x_max
+    observed_ne: float
+    predicted_ne: float
+    error: float  # observed - predicted
+    relative_error: float
+    error_ci95: list[float]
+    interval95: list[float]  # of the observed mean, around the prediction
+    within: bool
+
+
+@dataclass
+class FactorBin(Jsonable):
+    """The predictions whose extrapolation factor rounds to `factor` (a power of two)."""
+    factor: float
+    n: int
+    mean_relative_error: float
+    mean_abs_relative_error: float
+
+
+@dataclass
+class RollingCheck(Jsonable):
+    predictions: list[Prediction]
+    n_predictions: int
+    n_outside: int
+    n_top_outside: int  # predictions of the largest x outside their interval
+    flagged: bool  # the farthest prediction outside its interval
+    by_factor: list[FactorBin]
+    one_signed: bool
+    max_factor: float
+    relative_error_at_max_factor: float
+    max_abs_relative_error: float
+    max_abs_relative_error_factor: float
+    median_abs_relative_error_one_step: float
+    n_bootstrap: int
+    resampling: str
+
+
 def factor_bin(factor: float) -> float:
     """The extrapolation factor rounded to a power of two (1.4x-2.8x -> 2, ...)."""
     return float(2.0 ** max(round(np.log2(factor)), 0))
 
 
-def _by_factor(predictions: list[dict]) -> list[dict[str, Any]]:
+def _by_factor(predictions: list[Prediction]) -> list[FactorBin]:
     groups: dict[float, list[float]] = defaultdict(list)
     for p in predictions:
-        groups[factor_bin(p["factor"])].append(p["relative_error"])
-    return [{"factor": f, "n": len(v), "mean_relative_error": float(np.mean(v)),
-             "mean_abs_relative_error": float(np.mean(np.abs(v)))} for f, v in sorted(groups.items())]
+        groups[factor_bin(p.factor)].append(p.relative_error)
+    return [FactorBin(factor=f, n=len(v), mean_relative_error=float(np.mean(v)),
+                      mean_abs_relative_error=float(np.mean(np.abs(v)))) for f, v in sorted(groups.items())]
 
 
 def rolling_extrapolation(x, y, settings: FitSettings, *, seed, blocks: Optional[np.ndarray] = None,
                           n_bootstrap: Optional[int] = None, what: str = "series",
-                          floor: Optional[float] = None) -> Optional[dict[str, Any]]:
+                          floor: Optional[float] = None) -> Optional[RollingCheck]:
     """None with fewer than settings.min_distinct_x + 1 distinct x values."""
     x, y = validate_xy(x, y, what)
     xs = np.unique(x)
@@ -136,32 +181,31 @@ def rolling_extrapolation(x, y, settings: FitSettings, *, seed, blocks: Optional
                 spread = q * noise / np.sqrt(at.sum())
                 e_lo = error - float(np.hypot(hi - pred, spread))
                 e_hi = error + float(np.hypot(pred - lo, spread))
-            predictions.append({
-                "n_fit_x": k, "fit_x_max": float(xs[k - 1]), "x": float(v), "factor": float(v / xs[k - 1]),
-                "observed_ne": obs, "predicted_ne": pred, "error": error, "relative_error": error / obs,
-                "error_ci95": [e_lo, e_hi], "interval95": [obs - e_hi, obs - e_lo],
-                "within": bool(e_lo - 1e-9 * obs <= 0.0 <= e_hi + 1e-9 * obs),
-            })
+            predictions.append(Prediction(
+                n_fit_x=k, fit_x_max=float(xs[k - 1]), x=float(v), factor=float(v / xs[k - 1]),
+                observed_ne=obs, predicted_ne=pred, error=error, relative_error=error / obs,
+                error_ci95=[e_lo, e_hi], interval95=[obs - e_hi, obs - e_lo],
+                within=bool(e_lo - 1e-9 * obs <= 0.0 <= e_hi + 1e-9 * obs)))
     x_top = float(xs[-1])
-    top = [p for p in predictions if p["x"] == x_top]
-    outside = sum(not p["within"] for p in predictions)
-    worst = max(predictions, key=lambda p: abs(p["relative_error"]))
-    farthest = max(predictions, key=lambda p: (p["factor"], -p["n_fit_x"]))
-    one_step = [p for p in predictions if p["x"] == xs[p["n_fit_x"]]]
-    signs = {np.sign(p["error"]) for p in predictions if p["error"] != 0}
-    return {
-        "predictions": predictions,
-        "n_predictions": len(predictions),
-        "n_outside": outside,
-        "n_top_outside": sum(not p["within"] for p in top),
-        "flagged": not farthest["within"],
-        "by_factor": _by_factor(predictions),
-        "one_signed": len(signs) == 1 and len(predictions) > 1,
-        "max_factor": farthest["factor"],
-        "relative_error_at_max_factor": farthest["relative_error"],
-        "max_abs_relative_error": abs(worst["relative_error"]),
-        "max_abs_relative_error_factor": worst["factor"],
-        "median_abs_relative_error_one_step": float(np.median([abs(p["relative_error"]) for p in one_step])),
-        "n_bootstrap": B,
-        "resampling": spans[-1][3].kind,
-    }
+    top = [p for p in predictions if p.x == x_top]
+    outside = sum(not p.within for p in predictions)
+    worst = max(predictions, key=lambda p: abs(p.relative_error))
+    farthest = max(predictions, key=lambda p: (p.factor, -p.n_fit_x))
+    one_step = [p for p in predictions if p.x == xs[p.n_fit_x]]
+    signs = {np.sign(p.error) for p in predictions if p.error != 0}
+    return RollingCheck(
+        predictions=predictions,
+        n_predictions=len(predictions),
+        n_outside=outside,
+        n_top_outside=sum(not p.within for p in top),
+        flagged=not farthest.within,
+        by_factor=_by_factor(predictions),
+        one_signed=len(signs) == 1 and len(predictions) > 1,
+        max_factor=farthest.factor,
+        relative_error_at_max_factor=farthest.relative_error,
+        max_abs_relative_error=abs(worst.relative_error),
+        max_abs_relative_error_factor=worst.factor,
+        median_abs_relative_error_one_step=float(np.median([abs(p.relative_error) for p in one_step])),
+        n_bootstrap=B,
+        resampling=spans[-1][3].kind,
+    )

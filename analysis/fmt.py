@@ -26,11 +26,11 @@ def ci(interval: Optional[list], sig: int = 4) -> str:
     return f"[{g(interval[0], sig)}, {g(interval[1], sig)}]"
 
 
-def vci(d: Optional[dict], sig: int = 4) -> str:
-    """`value [lo, hi]` for {"value", "ci95"} dicts."""
-    if not d:
+def vci(e: Any, sig: int = 4) -> str:
+    """`value [lo, hi]` of an estimate (analysis.efficiency.Estimate: `value`, `ci95`)."""
+    if e is None:
         return "–"
-    return f"{g(d['value'], sig)} {ci(d.get('ci95'), sig)}".strip()
+    return f"{g(e.value, sig)} {ci(e.ci95, sig)}".strip()
 
 
 def nbytes(n: Optional[float]) -> str:

@@ -24,7 +24,7 @@ scheme (runs of two schemes are never one law).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -32,6 +32,7 @@ from analysis.bootstrap import Resampling, bootstrap_weights, resampling_for
 from analysis.determined import BETA_DETERMINED
 from analysis.errors import FitError
 from analysis.fit import FitSettings, usable_floor, validate_xy
+from analysis.jsonable import Jsonable, optional
 from analysis.varpro import basis, fit_batch, floor_bound, inner_fit, polish
 
 # The joint grid is (grid per exponent)^2 cells; 12 (a factor 2.1 between neighbours)
@@ -43,7 +44,50 @@ MIN_CROSSING = 3  # values of each axis measured against each other
 PARAM_NAMES = ("E", "A", "a", "B", "b")
 
 
-def crossing(P, D) -> dict[str, Any]:
+@dataclass
+class Crossing(Jsonable):
+    """How far a design crosses (`crossing`); `reason` says why it does not."""
+    models_with_3_data_sizes: int
+    data_sizes_with_3_models: int
+    isoflop_profiles_with_3_models: int
+    crosses: bool = False
+    reason: Optional[str] = None
+
+
+@dataclass
+class FlopsModel(Jsonable):
+    """FLOPs per sample = K * P^k over the runs (log-log least squares), with its r^2."""
+    K: float
+    k: float
+    log_K: float
+    r2: float
+
+
+@dataclass
+class OptimalSplit(Jsonable):
+    """The compute-optimal (P, D) of one FLOP budget and the NE there; the intervals only
+    where nearly every bootstrap draw has a finite optimum."""
+    budget_flops: float
+    params: float
+    samples: float
+    ne: float
+    extrapolated: bool = False  # P* or D* outside the measured range
+    extrapolation: Optional[str] = None  # how far, in words
+    params_ci95: Optional[list[float]] = optional()
+    samples_ci95: Optional[list[float]] = optional()
+    ne_ci95: Optional[list[float]] = optional()
+
+
+@dataclass
+class SplitExponents(Jsonable):
+    """P* ~ C^params and D* ~ C^samples."""
+    params: float
+    samples: float
+    params_ci95: Optional[list[float]] = optional()
+    samples_ci95: Optional[list[float]] = optional()
+
+
+def crossing(P, D) -> Crossing:
     """How far the design crosses: model sizes with >= 3 data sizes, data sizes with >= 3
     model sizes, FLOP budgets (P * D to 2%) with >= 3 model sizes; `crosses` and, when
     it does not, the reason."""
@@ -58,15 +102,15 @@ def crossing(P, D) -> dict[str, Any]:
 
     ps, ds = [p for p, _ in pairs], [d for _, d in pairs]
     budgets = [round(float(np.log(p * d) / np.log(1.02))) for p, d in pairs]
-    out = {"models_with_3_data_sizes": count(ps, ds), "data_sizes_with_3_models": count(ds, ps),
-           "isoflop_profiles_with_3_models": count(budgets, ps)}
-    ok = out["models_with_3_data_sizes"] >= MIN_CROSSING and (
-        out["data_sizes_with_3_models"] >= MIN_CROSSING or out["isoflop_profiles_with_3_models"] >= MIN_CROSSING)
-    out["crosses"] = bool(ok)
-    out["reason"] = None if ok else (
-        f"the design does not cross: {out['models_with_3_data_sizes']} model size(s) measured at >= "
-        f"{MIN_CROSSING} data sizes and {out['data_sizes_with_3_models']} data size(s) "
-        f"({out['isoflop_profiles_with_3_models']} iso-FLOP budget(s)) at >= {MIN_CROSSING} model sizes; "
+    out = Crossing(models_with_3_data_sizes=count(ps, ds), data_sizes_with_3_models=count(ds, ps),
+                   isoflop_profiles_with_3_models=count(budgets, ps))
+    ok = out.models_with_3_data_sizes >= MIN_CROSSING and (
+        out.data_sizes_with_3_models >= MIN_CROSSING or out.isoflop_profiles_with_3_models >= MIN_CROSSING)
+    out.crosses = bool(ok)
+    out.reason = None if ok else (
+        f"the design does not cross: {out.models_with_3_data_sizes} model size(s) measured at >= "
+        f"{MIN_CROSSING} data sizes and {out.data_sizes_with_3_models} data size(s) "
+        f"({out.isoflop_profiles_with_3_models} iso-FLOP budget(s)) at >= {MIN_CROSSING} model sizes; "
         f"E + A/P^a + B/D^b needs {MIN_CROSSING} of each (a grid or iso-FLOP profiles)")
     return out
 
@@ -188,7 +232,7 @@ def fit_joint(P, D, y, settings: FitSettings = FitSettings(), *, seed=0,
     return fit
 
 
-def flops_model(P, fps) -> Optional[dict[str, float]]:
+def flops_model(P, fps) -> Optional[FlopsModel]:
     """fps = K * P^k by least squares in log-log over the runs, with its r^2."""
     P, fps = np.asarray(P, float), np.asarray(fps, float)
     ok = np.isfinite(P) & np.isfinite(fps) & (P > 0) & (fps > 0)
@@ -198,7 +242,7 @@ def flops_model(P, fps) -> Optional[dict[str, float]]:
     k, logK = np.polyfit(lp, lf, 1)
     ss_tot = float(((lf - lf.mean()) ** 2).sum())
     r2 = 1.0 - float(((lf - (logK + k * lp)) ** 2).sum()) / ss_tot if ss_tot > 0 else float("nan")
-    return {"K": float(np.exp(logK)), "k": float(k), "log_K": float(logK), "r2": r2}
+    return FlopsModel(K=float(np.exp(logK)), k=float(k), log_K=float(logK), r2=r2)
 
 
 def _optimal_split(E, A_ref, a, B_ref, b, P_ref, D_ref, logK, k, C):
@@ -212,40 +256,40 @@ def _optimal_split(E, A_ref, a, B_ref, b, P_ref, D_ref, logK, k, C):
     return p * P_ref, d * D_ref, ne
 
 
-def compute_optimal(fit: JointFit, fmodel: dict[str, float], budgets: list[float],
+def compute_optimal(fit: JointFit, fmodel: FlopsModel, budgets: list[float],
                     P_range: Optional[tuple[float, float]] = None,
-                    D_range: Optional[tuple[float, float]] = None) -> list[dict[str, Any]]:
+                    D_range: Optional[tuple[float, float]] = None) -> list[OptimalSplit]:
     """The compute-optimal (P, D) for each FLOP budget, with bootstrap intervals; each
     flagged `extrapolated` when P* or D* lies outside the measured range."""
-    k, logK = fmodel["k"], fmodel["log_K"]
+    k, logK = fmodel.k, fmodel.log_K
     out = []
     for C in budgets:
         P, D, ne = _optimal_split(fit.E, fit.A_ref, fit.a, fit.B_ref, fit.b, fit.P_ref, fit.D_ref, logK, k, C)
-        row: dict[str, Any] = {"budget_flops": float(C), "params": float(P), "samples": float(D), "ne": float(ne)}
+        row = OptimalSplit(budget_flops=float(C), params=float(P), samples=float(D), ne=float(ne))
         outside = []
         for name, v, rng_ in (("params", P, P_range), ("samples", D, D_range)):
             if rng_ is not None and np.isfinite(v) and not (rng_[0] <= v <= rng_[1]):
                 factor = v / rng_[1] if v > rng_[1] else rng_[0] / v
                 outside.append(f"{name} {factor:.3g}x {'beyond' if v > rng_[1] else 'below'} the measured range")
-        row["extrapolated"] = bool(outside)
-        row["extrapolation"] = "; ".join(outside) or None
+        row.extrapolated = bool(outside)
+        row.extrapolation = "; ".join(outside) or None
         if fit.boot is not None:
             E, Ar, a, Br, b = fit.boot.T
             Pb, Db, neb = _optimal_split(E, Ar, a, Br, b, fit.P_ref, fit.D_ref, logK, k, C)
             ok = np.isfinite(Pb) & np.isfinite(Db) & np.isfinite(neb)
             if fit.resampling.mean(ok) >= 0.975:  # else an interval would hide the degenerate draws
-                row["params_ci95"] = fit.interval(Pb[ok], P, 0.0, mask=ok)
-                row["samples_ci95"] = fit.interval(Db[ok], D, 0.0, mask=ok)
-                row["ne_ci95"] = fit.interval(neb[ok], ne, 0.0, mask=ok)
+                row.params_ci95 = fit.interval(Pb[ok], P, 0.0, mask=ok)
+                row.samples_ci95 = fit.interval(Db[ok], D, 0.0, mask=ok)
+                row.ne_ci95 = fit.interval(neb[ok], ne, 0.0, mask=ok)
         out.append(row)
     return out
 
 
-def split_exponents(fit: JointFit, k: float) -> dict[str, Any]:
+def split_exponents(fit: JointFit, k: float) -> SplitExponents:
     """P* ~ C^(b/(a+kb)) and D* ~ C^(a/(a+kb)), with bootstrap intervals."""
-    out: dict[str, Any] = {"params": fit.b / (fit.a + k * fit.b), "samples": fit.a / (fit.a + k * fit.b)}
+    out = SplitExponents(params=fit.b / (fit.a + k * fit.b), samples=fit.a / (fit.a + k * fit.b))
     if fit.boot is not None:
         a, b = fit.boot[:, 2], fit.boot[:, 4]
-        out["params_ci95"] = fit.interval(b / (a + k * b), out["params"])
-        out["samples_ci95"] = fit.interval(a / (a + k * b), out["samples"])
+        out.params_ci95 = fit.interval(b / (a + k * b), out.params)
+        out.samples_ci95 = fit.interval(a / (a + k * b), out.samples)
     return out

@@ -69,7 +69,7 @@ def _study(r) -> tuple:
 
 
 def attach_margins(results: list) -> None:
-    """Each determined series' `efficiency["compute_margin"]`: from its study's central data
+    """Each determined series' `efficiency.compute_margin`: from its study's central data
     law's model where its design allows, else from the series' own largest size."""
     by_study: dict[tuple, list] = {}
     for r in results:
@@ -82,14 +82,14 @@ def attach_margins(results: list) -> None:
         axis = r.series.axis.name
         if axis in ("data", "compute"):
             start = _model_words(r.series.group, r.fit.x_max) if axis == "data" else "the largest measured budget"
-            r.efficiency["compute_margin"] = compute_margin(r.fit, r.series, r.fit.x_max, start)
+            r.efficiency.compute_margin = compute_margin(r.fit, r.series, r.fit.x_max, start)
         elif axis in SCHEMES:
             d = centres.get(_study(r))
             x0 = _passes_through(r, d) if d is not None and d.determined else None
             if x0 is not None:
-                r.efficiency["compute_margin"] = compute_margin(r.fit, r.series, x0,
+                r.efficiency.compute_margin = compute_margin(r.fit, r.series, x0,
                                                                 _model_words(d.series.group, d.fit.x_max))
             else:
-                r.efficiency["compute_margin"] = compute_margin(
+                r.efficiency.compute_margin = compute_margin(
                     r.fit, r.series, r.fit.x_max, f"its own largest size ({short_value(r.fit.x_max)}): no data "
                     "law passes through this series")

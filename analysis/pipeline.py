@@ -15,7 +15,7 @@ import numpy as np
 import rundir
 
 from analysis.determined import determinedness, observed
-from analysis.efficiency import scaling_efficiency
+from analysis.efficiency import Estimate, scaling_efficiency
 from analysis.envelope import lr_envelope
 from analysis.errors import FitError
 from analysis.extrapolate import rolling_extrapolation
@@ -26,7 +26,7 @@ from analysis.planted import planted_vs_fitted
 from analysis.joint import compute_optimal, crossing, fit_joint, flops_model, split_exponents
 from analysis.parallel import run_jobs
 from analysis.plan import plan_target
-from analysis.results import Analysis, JointResult, Options, SeriesResult
+from analysis.results import Analysis, GammaVsFloor, JointResult, Options, SeriesResult
 from analysis.runs import RunTable, require_points
 from analysis.seeds import seed_spread
 from analysis.series import AXES, SCHEMES, Series, build_series, floor_of, oracle_curve, value_of
@@ -36,10 +36,10 @@ from analysis.values import freeze, positive
 MIN_POINTS_FOR_RELIABLE_CI = 6
 
 
-def _gap(fit, boot_gamma, reference: float) -> dict:
+def _gap(fit, boot_gamma, reference: float) -> Estimate:
     value = fit.gamma - reference
     ci = fit.interval(boot_gamma - reference, value) if boot_gamma is not None else None
-    return {"value": value, "ci95": ci}
+    return Estimate(value, ci)
 
 
 def _compare_gamma(res: SeriesResult) -> None:
@@ -47,14 +47,14 @@ def _compare_gamma(res: SeriesResult) -> None:
     capacity limit of the model (oracle_ne): what data cannot fix."""
     fit, s = res.fit, res.series
     boot_gamma = fit.boot[:, 2] if fit.boot is not None else None
-    out = {}
+    out = GammaVsFloor()
     if res.floor is not None:
-        out["floor"] = res.floor
-        out["gamma_minus_floor"] = _gap(fit, boot_gamma, res.floor)
-    if s.axis.name == "data" and res.oracle and len(set(res.oracle["oracle"])) == 1:
-        out["oracle"] = res.oracle["oracle"][0]
-        out["gamma_minus_oracle"] = _gap(fit, boot_gamma, out["oracle"])
-    res.gamma_vs_floor = out or None
+        out.floor = res.floor
+        out.gamma_minus_floor = _gap(fit, boot_gamma, res.floor)
+    if s.axis.name == "data" and res.oracle and len(set(res.oracle.oracle)) == 1:
+        out.oracle = res.oracle.oracle[0]
+        out.gamma_minus_oracle = _gap(fit, boot_gamma, out.oracle)
+    res.gamma_vs_floor = out if out.floor is not None or out.oracle is not None else None
 
 
 def _oracle_gaps(res: SeriesResult) -> None:
@@ -62,13 +62,13 @@ def _oracle_gaps(res: SeriesResult) -> None:
     o, s = res.oracle, res.series
     if not o:
         return
-    means = [float(s.y[s.x == x].mean()) for x in o["x"]]
-    o["observed"] = means
-    o["gap_observed"] = [m - q for m, q in zip(means, o["oracle"])]
+    means = [float(s.y[s.x == x].mean()) for x in o.x]
+    o.observed = means
+    o.gap_observed = [m - q for m, q in zip(means, o.oracle)]
     if res.law is not None:
-        fitted = [float(v) for v in res.fit.predict(o["x"])]
-        o["fitted"] = fitted
-        o["gap_fitted"] = [f - q for f, q in zip(fitted, o["oracle"])]
+        fitted = [float(v) for v in res.fit.predict(o.x)]
+        o.fitted = fitted
+        o.gap_fitted = [f - q for f, q in zip(fitted, o.oracle)]
 
 
 def analyze_series(s: Series, options: Options) -> SeriesResult:
@@ -93,9 +93,9 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
     fit = res.fit
     res.seed_spread = seed_spread(s, options.fit, floor=floor)
     res.determined, res.reasons = determinedness(fit, known_floor=known_floor)
-    if fit_range["range_sensitive"]:
+    if fit_range.range_sensitive:
         res.determined = False
-        res.reasons.append("range-sensitive: " + range_sentence(fit_range["range_check"])
+        res.reasons.append("range-sensitive: " + range_sentence(fit_range.range_check)
                            + ": the intervals do not overlap, and no smaller range can make a law")
     res.observed = observed(s, res.seed_std)
     _compare_gamma(res)
@@ -174,8 +174,8 @@ def joint_result(scheme: str, group: dict, runs: list[dict], options: Options) -
     if w:
         res.warnings.append(w)
     res.crossing = crossing(P, D)
-    if not res.crossing["crosses"]:
-        res.skipped = res.crossing["reason"]
+    if not res.crossing.crosses:
+        res.skipped = res.crossing.reason
         return res
     key = json.dumps(group, sort_keys=True, default=str)
     blocks = Series(axis=AXES["data"], metric=options.metric, group=group, runs=runs, x=D, y=y).blocks()
@@ -193,25 +193,25 @@ def joint_result(scheme: str, group: dict, runs: list[dict], options: Options) -
     fm = res.flops_model
     if fm is None or not flops:
         res.warnings.append("no flops_per_sample/train_flops: no compute-optimal split")
-    elif fm["k"] < 0.05:
-        res.warnings.append(f"FLOPs per sample barely grow with parameters (exponent {fm['k']:.3g}): "
+    elif fm.k < 0.05:
+        res.warnings.append(f"FLOPs per sample barely grow with parameters (exponent {fm.k:.3g}): "
                             "the compute-optimal split is unbounded in parameters")
     else:
         c_max = max(flops)
         res.compute_optimal = compute_optimal(res.fit, fm, [c_max, 10 * c_max, 100 * c_max],
                                               P_range=(P.min(), P.max()), D_range=(D.min(), D.max()))
-        res.exponents = split_exponents(res.fit, fm["k"])
-        if fm["r2"] < 0.8:
+        res.exponents = split_exponents(res.fit, fm.k)
+        if fm.r2 < 0.8:
             res.warnings.append(f"FLOPs per sample follow {res.P_field} loosely (log-log r2 "
-                                f"{fm['r2']:.2f}): the split is indicative only")
+                                f"{fm.r2:.2f}): the split is indicative only")
     return res
 
 
 def _after_transients(group: tuple[str, dict, list[dict]], results: list[SeriesResult]) -> tuple:
     """A joint group without the data sizes below where its world's data laws start."""
     scheme, g, runs = group
-    starts = [r.fit_range["x_from"] for r in results if r.series.axis.name == "data" and r.fit_range
-              and r.fit_range["transient_x"] and r.series.group.get("model") == g.get("model")
+    starts = [r.fit_range.x_from for r in results if r.series.axis.name == "data" and r.fit_range
+              and r.fit_range.transient_x and r.series.group.get("model") == g.get("model")
               and r.series.group.get("data_id") == g.get("data_id")]
     if not starts:
         return group
@@ -242,7 +242,7 @@ def analyze(table: RunTable, options: Options = Options()) -> Analysis:
     results = run_jobs(series_task, len(series), options.jobs,
                        order=sorted(range(len(series)), key=lambda i: -len(series[i].runs)))
     for res, s in zip(results, series):
-        res.series = from_x(s, res.fit_range["x_from"]) if res.fit_range else s
+        res.series = from_x(s, res.fit_range.x_from) if res.fit_range else s
     attach_margins(results)
 
     # The joint laws leave out the data sizes their world's data law found transient.

@@ -11,12 +11,27 @@ Three exponents per scheme series of a planted world:
 """
 from __future__ import annotations
 
-from typing import Any, Optional
+from dataclasses import dataclass
+from typing import Optional
 
 import numpy as np
 
 from analysis.errors import FitError
 from analysis.fit import fit_power_law
+from analysis.jsonable import Jsonable, optional
+
+
+@dataclass
+class Planted(Jsonable):
+    """The three exponents of a scheme series; `covers`: whether the fitted interval holds
+    the oracle curve's (None without both)."""
+    scheme: str
+    planted: Optional[float]
+    oracle_curve_beta: Optional[float] = None
+    fitted_beta: Optional[float] = None
+    fitted_beta_ci95: Optional[list[float]] = None
+    covers: Optional[bool] = None
+    oracle_curve_at_bound: Optional[list[str]] = optional()  # where the oracle curve's law was fitted
 
 
 def planted_exponent(runs: list[dict], scheme: Optional[str]) -> Optional[float]:
@@ -25,7 +40,7 @@ def planted_exponent(runs: list[dict], scheme: Optional[str]) -> Optional[float]
     return float(np.median(values)) if values else None
 
 
-def planted_vs_fitted(res) -> Optional[dict[str, Any]]:
+def planted_vs_fitted(res) -> Optional[Planted]:
     """The three exponents of a scheme series (None off a planted world or off the schemes)."""
     s = res.series
     scheme = s.scheme if s.axis.name == s.scheme else None
@@ -33,18 +48,17 @@ def planted_vs_fitted(res) -> Optional[dict[str, Any]]:
     o = res.oracle
     if scheme is None or (planted is None and not o):
         return None
-    out: dict[str, Any] = {"scheme": scheme, "planted": planted, "oracle_curve_beta": None,
-                           "fitted_beta": None, "fitted_beta_ci95": None, "covers": None}
-    if o and len(o["x"]) >= 4 and np.ptp(o["oracle"]) > 0:
+    out = Planted(scheme=scheme, planted=planted)
+    if o and len(o.x) >= 4 and np.ptp(o.oracle) > 0:
         try:
-            law = fit_power_law(np.array(o["x"]), np.array(o["oracle"]), n_bootstrap=0)
-            out["oracle_curve_beta"] = law.beta
-            out["oracle_curve_at_bound"] = law.at_bound
+            law = fit_power_law(np.array(o.x), np.array(o.oracle), n_bootstrap=0)
+            out.oracle_curve_beta = law.beta
+            out.oracle_curve_at_bound = law.at_bound
         except FitError:
             pass
     if res.determined:
         ci = res.fit.ci95()["beta"]
-        out.update(fitted_beta=res.fit.beta, fitted_beta_ci95=ci)
-        if out["oracle_curve_beta"] is not None:
-            out["covers"] = bool(ci[0] <= out["oracle_curve_beta"] <= ci[1])
+        out.fitted_beta, out.fitted_beta_ci95 = res.fit.beta, ci
+        if out.oracle_curve_beta is not None:
+            out.covers = bool(ci[0] <= out.oracle_curve_beta <= ci[1])
     return out

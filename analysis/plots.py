@@ -59,10 +59,10 @@ def oracle_line(r, metric: str):
     flat one is drawn too: it is that axis' known answer (e.g. the planted world's top width,
     which limits no part), not a missing curve."""
     o = r.oracle
-    if metric != "eval_ne" or not o or not o.get("oracle"):
+    if metric != "eval_ne" or not o or not o.oracle:
         return None
-    flat = len(set(o["oracle"])) == 1
-    return o["x"], o["oracle"], "oracle (capacity limit per size" + (": the same at every size)" if flat else ")")
+    flat = len(set(o.oracle)) == 1
+    return o.x, o.oracle, "oracle (capacity limit per size" + (": the same at every size)" if flat else ")")
 
 
 def _finish(ax, fig, path, title, xlabel, ylabel, n_entries):
@@ -208,15 +208,15 @@ def plot_rolling(results, path: Path) -> None:
     names = sorted({r.series.axis.name for r in results}, key=list(AXES).index)
 
     def err(p):  # in per cent, floored so that log axes can show an exact prediction
-        return max(100 * abs(p["relative_error"]), 1e-3)
+        return max(100 * abs(p.relative_error), 1e-3)
     for r in results:
         color = colors[names.index(r.series.axis.name) % len(colors)]
-        preds = sorted(r.extrapolation["predictions"], key=lambda p: p["factor"])
-        for k in sorted({p["n_fit_x"] for p in preds}):
-            ps = [p for p in preds if p["n_fit_x"] == k]
-            ax.plot([p["factor"] for p in ps], [err(p) for p in ps], "-o", color=color, lw=0.7, ms=2.5, alpha=0.5)
-        out = [p for p in preds if not p["within"]]
-        ax.scatter([p["factor"] for p in out], [err(p) for p in out], marker="x", color=color, s=28, zorder=3)
+        preds = sorted(r.extrapolation.predictions, key=lambda p: p.factor)
+        for k in sorted({p.n_fit_x for p in preds}):
+            ps = [p for p in preds if p.n_fit_x == k]
+            ax.plot([p.factor for p in ps], [err(p) for p in ps], "-o", color=color, lw=0.7, ms=2.5, alpha=0.5)
+        out = [p for p in preds if not p.within]
+        ax.scatter([p.factor for p in out], [err(p) for p in out], marker="x", color=color, s=28, zorder=3)
     for i, name in enumerate(names):
         ax.plot([], [], "-o", ms=2.5, color=colors[i % len(colors)], label=AXES[name].label)
     ax.scatter([], [], marker="x", color="k", label="outside its 95% interval")

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from analysis.jsonable import Jsonable
 from analysis.results import JointResult, Options, SeriesResult
 
 
@@ -88,7 +89,10 @@ def joint_record(j: JointResult, options: Options) -> dict[str, Any]:
 
 
 def json_safe(v: Any) -> Any:
-    """NaN and infinities are not JSON: write them as null."""
+    """NaN and infinities are not JSON: write them as null.  A result part (analysis.jsonable)
+    is written as its to_json() object."""
+    if isinstance(v, Jsonable):
+        return json_safe(v.to_json())
     if isinstance(v, dict):
         return {str(k): json_safe(u) for k, u in v.items()}
     if isinstance(v, (list, tuple)):

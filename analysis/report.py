@@ -11,6 +11,7 @@ from rundir import Status
 
 from analysis.conclusions import axis_word, conclusions, heads_of, studies, study_title
 from analysis.determined import BETA_DETERMINED, MIN_DISTINCT_X_DETERMINED, R2_DETERMINED, observed_sentence
+from analysis.efficiency import Efficiency
 from analysis.fmt import ci, g, nbytes, seconds, table, vci
 from analysis.results import Analysis
 from analysis.series import AXES
@@ -34,7 +35,7 @@ def _side_by_side(a: Analysis) -> list[str]:
             else:
                 c = h.fit.ci95()
                 row += [f"{g(h.fit.beta, 3)} {ci(c['beta'], 3)}", f"{g(h.fit.gamma)} {ci(c['gamma'])}",
-                        f"{vci(h.efficiency['gain_per_doubling'], 3)} ({h.efficiency['verdict']})"]
+                        f"{vci(h.efficiency.gain_per_doubling, 3)} ({h.efficiency.verdict})"]
         rows.append(row)
     header = ["axis"] + [f"{study_title(a, m, with_id=False)} {c}" for m in ms for c in ("β", "γ", "gain per doubling")]
     return ["### Side by side: each model on each data world (largest-scale series of each axis)\n",
@@ -50,8 +51,8 @@ def _fits_tables(a: Analysis) -> list[str]:
         rows = []
         for r in sorted(rs, key=lambda r: (r.series.model, r.series.label)):
             f = r.fit
-            sp = r.seed_spread or {}
-            spread = g(sp.get("ne_std_between_seeds"), 2) if sp else "1 seed"
+            sp = r.seed_spread
+            spread = g(sp.ne_std_between_seeds, 2) if sp else "1 seed"
             if r.determined:
                 c = f.ci95()
                 law = [f"{g(f.alpha)} {ci(c['alpha'])}", f"{g(f.beta, 3)} {ci(c['beta'], 3)}",
@@ -69,22 +70,22 @@ def _fits_tables(a: Analysis) -> list[str]:
     return lines
 
 
-def _margin_cell(e: dict) -> str:
-    mg = e.get("compute_margin")
-    if not mg:
+def _margin_cell(e: Efficiency) -> str:
+    mg = e.compute_margin
+    if mg is None:
         return "–"
-    if not mg["stated"]:
-        return f"not stated: {mg['why_not']}"
-    return f"{vci(mg['gain'], 3)} ({g(mg['x_from'])} → {g(mg['x_to'], 3)})"
+    if not mg.stated:
+        return f"not stated: {mg.why_not}"
+    return f"{vci(mg.gain, 3)} ({g(mg.x_from)} → {g(mg.x_to, 3)})"
 
 
 def _efficiency_table(a: Analysis) -> list[str]:
     rows = []
     for r in a.determined:
         e = r.efficiency
-        rows.append([r.series.axis.name, r.series.model, r.series.label, g(e["x_max"]), g(e["ne_at_x_max"]),
-                     vci(e["gain_per_doubling"], 3), _margin_cell(e), vci(e["headroom_to_gamma"], 3),
-                     vci(e["gain_next_10x"], 3), e["verdict"]])
+        rows.append([r.series.axis.name, r.series.model, r.series.label, g(e.x_max), g(e.ne_at_x_max),
+                     vci(e.gain_per_doubling, 3), _margin_cell(e), vci(e.headroom_to_gamma, 3),
+                     vci(e.gain_next_10x, 3), e.verdict])
     if not rows:
         return ["No determined law: no efficiency figures.", ""]
     return [table(["axis", "model", "series", "largest x", "at largest x", "gain per 2× x",
@@ -97,15 +98,15 @@ def _rolling_tables(a: Analysis) -> list[str]:
         x = r.extrapolation
         if not x:
             continue
-        by = "; ".join(f"{g(b['factor'], 3)}×: {100 * b['mean_relative_error']:+.2g}% / "
-                       f"{100 * b['mean_abs_relative_error']:.2g}%" for b in x["by_factor"])
-        rows.append([r.series.axis.name, r.series.label, x["n_predictions"], x["n_outside"],
-                     f"{100 * x['median_abs_relative_error_one_step']:.2g}%", by,
-                     "**FLAGGED**" if x["flagged"] else "ok"])
-        for p in x["predictions"]:
-            detail.append([r.series.axis.name, r.series.label, g(p["fit_x_max"]), g(p["x"]), g(p["factor"], 3),
-                           g(p["observed_ne"]), f"{g(p['predicted_ne'])} {ci(p['interval95'])}",
-                           f"{100 * p['relative_error']:+.2g}%", "yes" if p["within"] else "**no**"])
+        by = "; ".join(f"{g(b.factor, 3)}×: {100 * b.mean_relative_error:+.2g}% / "
+                       f"{100 * b.mean_abs_relative_error:.2g}%" for b in x.by_factor)
+        rows.append([r.series.axis.name, r.series.label, x.n_predictions, x.n_outside,
+                     f"{100 * x.median_abs_relative_error_one_step:.2g}%", by,
+                     "**FLAGGED**" if x.flagged else "ok"])
+        for p in x.predictions:
+            detail.append([r.series.axis.name, r.series.label, g(p.fit_x_max), g(p.x), g(p.factor, 3),
+                           g(p.observed_ne), f"{g(p.predicted_ne)} {ci(p.interval95)}",
+                           f"{100 * p.relative_error:+.2g}%", "yes" if p.within else "**no**"])
     if not rows:
         return [f"No determined law has enough x values for the check (needs {a.options.fit.min_distinct_x + 1}).", ""]
     return [table(["axis", "series", "predictions", "outside 95%", "median |error| one step",
@@ -128,10 +129,10 @@ def _joint_tables(a: Analysis) -> list[str]:
         rows.append([j.label, len(j.y)] + [f"{g(v, 3)} {ci(c.get(k), 3)}" for k, v in f.params().items()]
                     + [g(f.r2), g(j.floor), status])
         for row in (j.compute_optimal or []) if j.determined else []:
-            split_rows.append([j.label, g(row["budget_flops"], 3), f"{g(row['params'], 3)} {ci(row.get('params_ci95'), 3)}",
-                               f"{g(row['samples'], 3)} {ci(row.get('samples_ci95'), 3)}",
-                               f"{g(row['ne'])} {ci(row.get('ne_ci95'))}",
-                               f"extrapolation: {row['extrapolation']}" if row["extrapolated"] else "within the data"])
+            split_rows.append([j.label, g(row.budget_flops, 3), f"{g(row.params, 3)} {ci(row.params_ci95, 3)}",
+                               f"{g(row.samples, 3)} {ci(row.samples_ci95, 3)}",
+                               f"{g(row.ne)} {ci(row.ne_ci95)}",
+                               f"extrapolation: {row.extrapolation}" if row.extrapolated else "within the data"])
         for w in j.warnings:
             lines.append(f"- {j.label}: {w}")
     out = []

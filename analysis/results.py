@@ -10,10 +10,17 @@ from typing import Any, Optional
 
 import numpy as np
 
+from analysis.determined import Observed
+from analysis.efficiency import Efficiency, Estimate
+from analysis.extrapolate import RollingCheck
 from analysis.fit import FitSettings, PowerLawFit
-from analysis.joint import JointFit
+from analysis.fitrange import FitRange
+from analysis.joint import Crossing, FlopsModel, JointFit, OptimalSplit, SplitExponents
+from analysis.jsonable import Jsonable, optional
+from analysis.planted import Planted
 from analysis.runs import FLOOR_FIELD, ORACLE_FIELD, RunTable
-from analysis.series import AXES, Series
+from analysis.seeds import SeedSpread
+from analysis.series import AXES, OracleCurve, Series
 
 METRIC_WORDS = {"eval_ne": "NE", "eval_logloss": "log loss"}
 METRIC_SHORT = {"eval_ne": "ne", "eval_logloss": "logloss"}
@@ -47,22 +54,32 @@ class Options:
 
 
 @dataclass
+class GammaVsFloor(Jsonable):
+    """gamma against the known Bayes floor and, on the data axis where the model's capacity
+    limit is one number, against that limit (analysis.pipeline)."""
+    floor: Optional[float] = optional()
+    gamma_minus_floor: Optional[Estimate] = optional()
+    oracle: Optional[float] = optional()
+    gamma_minus_oracle: Optional[Estimate] = optional()
+
+
+@dataclass
 class SeriesResult:
     series: Series
     fit: Optional[PowerLawFit] = None
     skipped: Optional[str] = None
     floor: Optional[float] = None
-    oracle: Optional[dict] = None  # the capacity limit per x, and the gaps to it
-    seed_spread: Optional[dict] = None
+    oracle: Optional[OracleCurve] = None  # the capacity limit per x, and the gaps to it
+    seed_spread: Optional[SeedSpread] = None
     determined: bool = False
     reasons: list[str] = field(default_factory=list)  # why it is not determined
-    observed: Optional[dict] = None  # what the data show without a model
-    gamma_vs_floor: Optional[dict] = None
-    efficiency: Optional[dict] = None  # determined laws only
-    extrapolation: Optional[dict] = None  # rolling check, determined laws only
+    observed: Optional[Observed] = None  # what the data show without a model
+    gamma_vs_floor: Optional[GammaVsFloor] = None
+    efficiency: Optional[Efficiency] = None  # determined laws only
+    extrapolation: Optional[RollingCheck] = None  # rolling check, determined laws only
     warnings: list[str] = field(default_factory=list)
-    fit_range: Optional[dict] = None  # analysis.fitrange: transient x left out, the range check
-    planted: Optional[dict] = None  # analysis.planted: planted, oracle-curve and fitted exponents
+    fit_range: Optional[FitRange] = None  # analysis.fitrange: transient x left out, the range check
+    planted: Optional[Planted] = None  # analysis.planted: planted, oracle-curve and fitted exponents
 
     @property
     def law(self) -> Optional[PowerLawFit]:
@@ -71,7 +88,7 @@ class SeriesResult:
 
     @property
     def seed_std(self) -> Optional[float]:
-        return (self.seed_spread or {}).get("ne_std_between_seeds")
+        return self.seed_spread.ne_std_between_seeds if self.seed_spread else None
 
 
 @dataclass
@@ -84,12 +101,12 @@ class JointResult:
     fit: Optional[JointFit] = None
     skipped: Optional[str] = None
     floor: Optional[float] = None
-    crossing: Optional[dict] = None
+    crossing: Optional[Crossing] = None
     determined: bool = False
     reasons: list[str] = field(default_factory=list)
-    flops_model: Optional[dict] = None
-    compute_optimal: Optional[list[dict]] = None
-    exponents: Optional[dict] = None
+    flops_model: Optional[FlopsModel] = None
+    compute_optimal: Optional[list[OptimalSplit]] = None  # for 1x, 10x and 100x the largest run's FLOPs
+    exponents: Optional[SplitExponents] = None
     warnings: list[str] = field(default_factory=list)
 
     @property

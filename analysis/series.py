@@ -22,6 +22,7 @@ from typing import Any, Optional
 import numpy as np
 
 import rundir
+from analysis.jsonable import Jsonable, optional
 from analysis.values import freeze, positive
 
 
@@ -315,12 +316,24 @@ def floor_of(runs: list[dict], floor_field: Optional[str]) -> tuple[Optional[flo
                                       f"({values.min():.6g}..{values.max():.6g}); median used")
 
 
-def oracle_curve(series: Series, oracle_field: Optional[str]) -> Optional[dict[str, list[float]]]:
-    """The capacity limit per distinct x ({x, oracle}) when every run has one."""
+@dataclass
+class OracleCurve(Jsonable):
+    """The capacity limit per distinct x; the pipeline adds the observed seed means and,
+    for a law, the fitted curve, each with its gaps to the limit."""
+    x: list[float]
+    oracle: list[float]
+    observed: Optional[list[float]] = optional()
+    gap_observed: Optional[list[float]] = optional()
+    fitted: Optional[list[float]] = optional()
+    gap_fitted: Optional[list[float]] = optional()
+
+
+def oracle_curve(series: Series, oracle_field: Optional[str]) -> Optional[OracleCurve]:
+    """The capacity limit per distinct x when every run has one."""
     if oracle_field is None:
         return None
     vals = series.field_values(oracle_field)
     if not np.isfinite(vals).all():
         return None
     xs = np.unique(series.x)
-    return {"x": [float(v) for v in xs], "oracle": [float(np.median(vals[series.x == v])) for v in xs]}
+    return OracleCurve(x=[float(v) for v in xs], oracle=[float(np.median(vals[series.x == v])) for v in xs])

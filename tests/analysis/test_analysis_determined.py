@@ -57,7 +57,7 @@ def test_what_the_data_show_without_a_model():
         r["eval_ne"] = 0.75 + 0.0004 * (r["seed"] - 0.5) + 0.0001 * (r["embedding_dim"] == 8)
     (s,), _ = build_series(runs, AXES["embedding_dim"], "eval_ne")
     obs = observed(s, seed_std=0.0004)
-    assert obs["measurable"] is False and obs["ne_range"] == pytest.approx(0.0001)
+    assert obs.measurable is False and obs.ne_range == pytest.approx(0.0001)
     text = observed_sentence(obs, AXES["embedding_dim"].label, "eval_ne")
     assert text.startswith("no measurable gain over embedding dimension 4–32: NE range 0.0001 < 2× "
                            "the between-seed std (0.0004)")

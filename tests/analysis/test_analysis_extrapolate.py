@@ -25,13 +25,13 @@ def bent(x):
 def test_every_prefix_predicts_every_larger_x():
     check = rolling_extrapolation(X, power_law(X), SETTINGS, seed=0)
     # k = 4..7 fitted x values, each predicting the 8 - k larger ones: 4 + 3 + 2 + 1.
-    assert check["n_predictions"] == 10
-    ks = sorted({p["n_fit_x"] for p in check["predictions"]})
+    assert check.n_predictions == 10
+    ks = sorted({p.n_fit_x for p in check.predictions})
     assert ks == [4, 5, 6, 7]
-    assert check["max_factor"] == pytest.approx(2.0 ** 4)  # fitted up to 2^16, predicted 2^20
-    for p in check["predictions"]:
-        assert p["factor"] == pytest.approx(p["x"] / p["fit_x_max"])
-        assert abs(p["relative_error"]) < 1e-6  # noiseless: the law is exact
+    assert check.max_factor == pytest.approx(2.0 ** 4)  # fitted up to 2^16, predicted 2^20
+    for p in check.predictions:
+        assert p.factor == pytest.approx(p.x / p.fit_x_max)
+        assert abs(p.relative_error) < 1e-6  # noiseless: the law is exact
 
 
 def test_a_curve_that_bends_away_is_flagged():
@@ -40,8 +40,8 @@ def test_a_curve_that_bends_away_is_flagged():
     for i in range(10):
         y = bent(X) * np.exp(rng.normal(0, 0.003, X.size))
         check = rolling_extrapolation(X, y, SETTINGS, seed=i)
-        flags.append(check["flagged"])
-        assert check["relative_error_at_max_factor"] > 0  # the law predicts lower NE than measured
+        flags.append(check.flagged)
+        assert check.relative_error_at_max_factor > 0  # the law predicts lower NE than measured
     assert sum(flags) >= 9
 
 
@@ -53,12 +53,12 @@ def test_a_true_power_law_is_rarely_flagged():
     for i in range(20):
         y = power_law(X) * np.exp(rng.normal(0, 0.003, X.size))
         check = rolling_extrapolation(X, y, SETTINGS, seed=i)
-        flags += check["flagged"]
-        outside += check["n_outside"]
-        total += check["n_predictions"]
-        for p in check["predictions"]:
-            lo, hi = p["interval95"]
-            assert lo < p["predicted_ne"] < hi
+        flags += check.flagged
+        outside += check.n_outside
+        total += check.n_predictions
+        for p in check.predictions:
+            lo, hi = p.interval95
+            assert lo < p.predicted_ne < hi
     assert flags <= 2
     assert outside / total <= 0.12
 

@@ -67,17 +67,17 @@ def test_compute_optimal_split_minimises_ne_at_fixed_flops():
     f = fit_joint(P, D, joint_law(P, D, **TRUTH), n_bootstrap=0)
     K, k = 50.0, 0.6  # FLOPs per sample = K P^k
     fm = flops_model(P, K * P ** k)
-    assert fm["k"] == pytest.approx(k) and fm["K"] == pytest.approx(K) and fm["r2"] == pytest.approx(1.0)
+    assert fm.k == pytest.approx(k) and fm.K == pytest.approx(K) and fm.r2 == pytest.approx(1.0)
     for C in (1e13, 1e16):
         row = compute_optimal(f, fm, [C])[0]
         numeric = minimize_scalar(lambda lp: joint_law(np.exp(lp), C / (K * np.exp(lp) ** k), **TRUTH),
                                   bounds=(np.log(1e2), np.log(1e14)), method="bounded",
                                   options={"xatol": 1e-10})
-        assert row["params"] == pytest.approx(np.exp(numeric.x), rel=1e-4)
-        assert row["samples"] * K * row["params"] ** k == pytest.approx(C)
-        assert row["ne"] == pytest.approx(numeric.fun, rel=1e-9)
+        assert row.params == pytest.approx(np.exp(numeric.x), rel=1e-4)
+        assert row.samples * K * row.params ** k == pytest.approx(C)
+        assert row.ne == pytest.approx(numeric.fun, rel=1e-9)
     ex = split_exponents(f, k)
-    assert ex["params"] == pytest.approx(TRUTH["b"] / (TRUTH["a"] + k * TRUTH["b"]), rel=1e-5)
+    assert ex.params == pytest.approx(TRUTH["b"] / (TRUTH["a"] + k * TRUTH["b"]), rel=1e-5)
 
 
 # ------------------------------------------------ the joint law: fitted only where the design crosses
@@ -88,18 +88,18 @@ def test_an_l_shaped_design_does_not_cross():
     D = np.concatenate([2.0 ** np.arange(13, 21)] * 2 + [np.full(5, 2.0 ** 20)])
     P = np.concatenate([np.full(8, 1e6), np.full(8, 3e7), np.geomspace(3e5, 1e8, 5)])
     c = crossing(P, D)
-    assert not c["crosses"] and c["models_with_3_data_sizes"] == 2 and c["data_sizes_with_3_models"] == 1
-    assert "the design does not cross" in c["reason"]
+    assert not c.crosses and c.models_with_3_data_sizes == 2 and c.data_sizes_with_3_models == 1
+    assert "the design does not cross" in c.reason
 
 
 def test_a_grid_and_isoflop_profiles_cross():
-    assert crossing(*grid())["crosses"]
+    assert crossing(*grid()).crosses
     # Three budgets, five model sizes each, D = C / P: no D value is shared by three P.
     P = np.tile(np.geomspace(1e5, 3e6, 5), 3)
     D = np.repeat([1e12, 1e13, 1e14], 5) / P
     c = crossing(P, D)
-    assert c["isoflop_profiles_with_3_models"] == 3 and c["data_sizes_with_3_models"] == 0
-    assert c["crosses"]
+    assert c.isoflop_profiles_with_3_models == 3 and c.data_sizes_with_3_models == 0
+    assert c.crosses
 
 
 def test_a_compute_optimal_point_outside_the_measured_range_is_an_extrapolation():
@@ -107,5 +107,5 @@ def test_a_compute_optimal_point_outside_the_measured_range_is_an_extrapolation(
     f = fit_joint(P, D, joint_law(P, D, **TRUTH), n_bootstrap=0)
     fm = flops_model(P, 50.0 * P ** 0.6)
     rows = compute_optimal(f, fm, [1e11, 1e15], P_range=(P.min(), P.max()), D_range=(D.min(), D.max()))
-    assert [r["extrapolated"] for r in rows] == [False, True]
-    assert "beyond the measured range" in rows[1]["extrapolation"]
+    assert [r.extrapolated for r in rows] == [False, True]
+    assert "beyond the measured range" in rows[1].extrapolation

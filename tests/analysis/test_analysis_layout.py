@@ -78,3 +78,33 @@ def test_the_benchmark_and_the_tests_share_an_importable_fixture_writer():
     assert not (REPO / "tests" / "analysis" / "synth_rundirs.py").exists()
     conftest = (REPO / "tests" / "analysis" / "conftest.py").read_text()
     assert "sys.path" not in conftest and "from analysis.synthetic_runs import" in conftest
+
+
+def test_the_result_parts_the_report_reads_are_dataclasses_not_dicts():
+    """Every part of a series' or a joint law's result is a typed field (a dict only for
+    keyed data: a joint law's group)."""
+    import dataclasses
+
+    from analysis.results import JointResult, SeriesResult
+
+    untyped = [f"{cls.__name__}.{f.name}: {f.type}" for cls in (SeriesResult, JointResult)
+               for f in dataclasses.fields(cls) if "dict" in str(f.type) and f.name != "group"]
+    assert not untyped, untyped
+
+
+def test_a_part_writes_its_keys_in_order_and_leaves_out_the_optional_ones_it_lacks():
+    """fits.json and joint.json are written from the parts: the keys the dicts had, in their
+    order, an optional key only where it has a value."""
+    from analysis.efficiency import Estimate
+    from analysis.joint import OptimalSplit
+    from analysis.records import json_safe
+    from analysis.results import GammaVsFloor
+
+    row = OptimalSplit(budget_flops=1e15, params=1e6, samples=1e9, ne=float("nan"))
+    assert json_safe(row) == {"budget_flops": 1e15, "params": 1e6, "samples": 1e9, "ne": None,
+                              "extrapolated": False, "extrapolation": None}
+    row.params_ci95, row.ne_ci95 = [1.0, 2.0], [0.5, 0.6]
+    assert list(json_safe(row)) == ["budget_flops", "params", "samples", "ne", "extrapolated", "extrapolation",
+                                    "params_ci95", "ne_ci95"]
+    gap = GammaVsFloor(floor=0.5, gamma_minus_floor=Estimate(0.1))
+    assert json_safe([gap]) == [{"floor": 0.5, "gamma_minus_floor": {"value": 0.1, "ci95": None}}]

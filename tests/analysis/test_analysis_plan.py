@@ -23,16 +23,16 @@ def test_efficiency_numbers_match_the_law():
     x = 2.0 ** 20
     e = scaling_efficiency(f, s, threshold_per_doubling=0.0015)
     assert b == pytest.approx(NOISELESS.b, rel=1e-6)
-    assert e["gain_per_doubling"]["value"] == pytest.approx(a * x ** -b * (1 - 2 ** -b), rel=1e-9)
-    assert e["gain_next_10x"]["value"] == pytest.approx(a * x ** -b * (1 - 10 ** -b), rel=1e-9)
+    assert e.gain_per_doubling.value == pytest.approx(a * x ** -b * (1 - 2 ** -b), rel=1e-9)
+    assert e.gain_next_10x.value == pytest.approx(a * x ** -b * (1 - 10 ** -b), rel=1e-9)
     margin = compute_margin(f, s, x, "its largest size")
-    assert margin["x_to"] == pytest.approx(2 * x)  # FLOPs are proportional to samples
-    assert margin["gain"]["value"] == pytest.approx(e["gain_per_doubling"]["value"])
-    assert e["verdict"] == "pays"
-    lo, hi = e["gain_next_10x"]["ci95"]
-    v = e["gain_next_10x"]["value"]
+    assert margin.x_to == pytest.approx(2 * x)  # FLOPs are proportional to samples
+    assert margin.gain.value == pytest.approx(e.gain_per_doubling.value)
+    assert e.verdict == "pays"
+    lo, hi = e.gain_next_10x.ci95
+    v = e.gain_next_10x.value
     assert lo * (1 - 1e-6) <= v <= hi * (1 + 1e-6)  # noiseless: a point interval
-    assert scaling_efficiency(f, s, threshold_per_doubling=1.0)["verdict"] == "saturated"
+    assert scaling_efficiency(f, s, threshold_per_doubling=1.0).verdict == "saturated"
 
 
 def test_plan_inverts_the_law_and_costs_the_answer():

@@ -190,15 +190,19 @@ def test_a_scheme_whose_compute_doubling_is_past_the_range_is_ranked_by_its_whol
     from types import SimpleNamespace
 
     from analysis.conclusions import _rank
+    from analysis.efficiency import ComputeMargin, Estimate
+
+    def margin(stated, gain=None, headroom=None):
+        return SimpleNamespace(compute_margin=ComputeMargin(x_from=64.0, start="the data law's model", x_to=None,
+                                                            x_to_source="", factor_past_range=None, stated=stated,
+                                                            gain=gain, headroom=headroom))
 
     def scheme(lo, hi, stated=False):
-        margin = {"stated": stated, "gain": {"value": (lo + hi) / 2, "ci95": [lo, hi]} if stated else None,
-                  "headroom": {"value": (lo + hi) / 2, "ci95": [lo, hi]}}
-        return SimpleNamespace(efficiency={"compute_margin": margin}, determined=True,
+        est = Estimate((lo + hi) / 2, [lo, hi])
+        return SimpleNamespace(efficiency=margin(stated, est if stated else None, est), determined=True,
                                series=SimpleNamespace(axis=SimpleNamespace(name="dense_arch_width"), group={}))
 
-    data = SimpleNamespace(efficiency={"compute_margin": {"stated": True, "gain": {"value": 0.013, "ci95": [0.009, 0.02]}}},
-                           determined=True)
+    data = SimpleNamespace(efficiency=margin(True, Estimate(0.013, [0.009, 0.02])), determined=True)
     assert "data buys more than bottom mlp width's whole headroom" in _rank(data, scheme(0.002, 0.008))
     overlap = _rank(data, scheme(0.002, 0.0095))
     assert "intervals overlap: no ranking" in overlap and "buys more" not in overlap
@@ -212,11 +216,12 @@ def test_a_flat_oracle_curve_is_drawn_as_that_axis_answer():
     from types import SimpleNamespace
 
     from analysis.plots import oracle_line
+    from analysis.series import OracleCurve
 
-    flat = SimpleNamespace(oracle={"x": [8, 16, 32], "oracle": [0.56, 0.56, 0.56]})
+    flat = SimpleNamespace(oracle=OracleCurve(x=[8, 16, 32], oracle=[0.56, 0.56, 0.56]))
     x, y, label = oracle_line(flat, "eval_ne")
     assert list(x) == [8, 16, 32] and list(y) == [0.56] * 3 and "the same at every size" in label
-    falling = SimpleNamespace(oracle={"x": [8, 16], "oracle": [0.57, 0.56]})
+    falling = SimpleNamespace(oracle=OracleCurve(x=[8, 16], oracle=[0.57, 0.56]))
     assert "the same" not in oracle_line(falling, "eval_ne")[2]
     assert oracle_line(flat, "eval_logloss") is None  # the oracle is an NE
     assert oracle_line(SimpleNamespace(oracle=None), "eval_ne") is None

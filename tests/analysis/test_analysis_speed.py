@@ -16,7 +16,7 @@ def test_a_rolling_check_is_one_batched_fit(monkeypatch):
     monkeypatch.setattr(extrapolate, "fit_batch", lambda *a, **k: calls.append(a[2].shape) or real(*a, **k))
     x = np.repeat(2.0 ** np.arange(13, 21), 2)
     check = extrapolate.rolling_extrapolation(x, 5.0 * x ** -0.33 + 0.7, FitSettings(n_bootstrap=100), seed=0)
-    assert check["n_predictions"] == 10
+    assert check.n_predictions == 10
     assert calls == [(4 * 101, x.size)]  # 4 prefixes x (point fit + 100 resamples), one call
 
 

@@ -69,22 +69,22 @@ def test_a_transient_start_is_left_out_by_the_range_rule_and_named():
     x, y, blocks = seeded(law, XS, 6, 0.0015, rng, 0.0005)
     y = np.where(x == XS[0], y * 1.06, y)
     res = analyze_series(data_series(x, y, blocks), Options())
-    assert res.fit_range["transient_x"] == [XS[0]] and res.fit_range["x_from"] == XS[1]
+    assert res.fit_range.transient_x == [XS[0]] and res.fit_range.x_from == XS[1]
     assert res.determined and res.series.x.min() == XS[1]
     assert res.fit.beta == pytest.approx(0.45, abs=0.1)
-    dropped = res.fit_range["checks"][0]
-    assert not dropped["overlaps"] and dropped["x_left_out"] == XS[0]
+    dropped = res.fit_range.checks[0]
+    assert not dropped.overlaps and dropped.x_left_out == XS[0]
 
 
 def test_a_clean_law_keeps_every_point_and_a_law_unstable_at_five_sizes_is_range_sensitive():
     rng = np.random.default_rng(2)
     x, y, blocks = seeded(law, XS, 6, 0.0015, rng, 0.0005)
     clean = analyze_series(data_series(x, y, blocks), Options())
-    assert clean.determined and clean.fit_range["transient_x"] == [] and clean.fit_range["range_check"]["overlaps"]
+    assert clean.determined and clean.fit_range.transient_x == [] and clean.fit_range.range_check.overlaps
     five = x >= XS[1]
     bent = np.where(x == XS[1], y * 1.06, y)
     res = analyze_series(data_series(x[five], bent[five], blocks[five]), Options())
-    assert res.fit_range["range_sensitive"] and not res.determined and res.efficiency is None
+    assert res.fit_range.range_sensitive and not res.determined and res.efficiency is None
     assert any(r.startswith("range-sensitive: without 65536 the gain per doubling is") and ", with it " in r
                for r in res.reasons)
 
@@ -123,11 +123,11 @@ def test_a_break_at_the_largest_size_is_caught_and_a_true_law_is_not_flagged():
     for i in range(20):
         rng = np.random.default_rng(100 + i)
         x, y, blocks = seeded(axis_law, ROLL_XS, 3, 0.0023, rng, 0.0005)
-        flags_true += rolling_extrapolation(x, y, FitSettings(), seed=i, blocks=blocks)["flagged"]
+        flags_true += rolling_extrapolation(x, y, FitSettings(), seed=i, blocks=blocks).flagged
         broken = np.where(x == ROLL_XS[-1], y + 0.02, y)
         check = rolling_extrapolation(x, broken, FitSettings(), seed=i, blocks=blocks)
-        flags_break += check["flagged"]
-        assert check["relative_error_at_max_factor"] > 0
+        flags_break += check.flagged
+        assert check.relative_error_at_max_factor > 0
     assert flags_break == 20
     assert flags_true <= 2
 
@@ -136,11 +136,11 @@ def test_the_rolling_check_reports_bias_and_error_by_factor():
     x = np.repeat(2.0 ** np.arange(13, 21), 3)
     bent = 5.0 * x ** -0.33 + 0.70 + 0.01 * np.maximum(0.0, np.log2(x) - 17.0)
     check = rolling_extrapolation(x, bent, FitSettings(n_bootstrap=200), seed=0)
-    by = {b["factor"]: b for b in check["by_factor"]}
-    assert set(by) == {2.0, 4.0, 8.0, 16.0} and check["one_signed"]
-    assert all(b["mean_relative_error"] > 0 and b["mean_abs_relative_error"] == pytest.approx(b["mean_relative_error"])
+    by = {b.factor: b for b in check.by_factor}
+    assert set(by) == {2.0, 4.0, 8.0, 16.0} and check.one_signed
+    assert all(b.mean_relative_error > 0 and b.mean_abs_relative_error == pytest.approx(b.mean_relative_error)
                for b in by.values())
-    assert by[16.0]["mean_relative_error"] > by[2.0]["mean_relative_error"]  # the error grows with the factor
+    assert by[16.0].mean_relative_error > by[2.0].mean_relative_error  # the error grows with the factor
 
 
 # --------------------------------------------------------------- the margin and the truth
