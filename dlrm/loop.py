@@ -171,7 +171,8 @@ def sync_every_steps(trainer_cfg: Any, device_type: str) -> int:
 
 
 def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> dict:
-    """Train one run and return its summary (the caller writes it)."""
+    """Train one run and return its summary's fields (the caller writes it, rundir.write_summary,
+    which adds the run's identity: rundir_version, status, run_name, seed)."""
     t_start = time.perf_counter()
     tcfg = cfg.trainer
     t = build(cfg, info)
@@ -263,7 +264,7 @@ def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> 
     logger.close()
     if not math.isfinite(final["eval_logloss"]):  # the last update made a NaN: not a result
         raise Diverged(step, samples_seen, final["eval_logloss"], what="the final eval's log loss")
-    return run_summary(cfg, run_dir, t, final, {
+    return run_summary(cfg, t, final, {
         "steps": step, "train_loss_last": loss_value, "setup_seconds": setup_seconds,
         "train_seconds": train_seconds, "eval_seconds": eval_seconds,
         "train_samples_per_second": num_train / max(train_seconds, 1e-9),

@@ -24,21 +24,18 @@ def run(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> St
     t0 = time.perf_counter()
     if info.is_main:
         rundir.atomic_write_json(run_dir / rundir.ENV_FILE, environment(str(info.device), info.world_size))
-    base = {"rundir_version": rundir.RUNDIR_VERSION, "run_name": run_dir.name, "seed": int(cfg.seed),
-            "world_size": info.world_size}
+    seed = int(cfg.seed)
     try:
-        summary = {**train(cfg, run_dir, info, progress_label), "status": Status.COMPLETED}
+        status, fields = Status.COMPLETED, train(cfg, run_dir, info, progress_label)
     except Diverged as e:
-        summary = {**base, "status": Status.DIVERGED, "error": str(e), "diverged_step": e.step,
-                   "diverged_samples_seen": e.samples_seen}
+        status, fields = Status.DIVERGED, {"world_size": info.world_size, "error": str(e), "diverged_step": e.step,
+                                           "diverged_samples_seen": e.samples_seen}
     except Preempted as e:
         if info.is_main:
-            rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE,
-                                     {**base, "status": Status.INTERRUPTED, "error": str(e)})
+            rundir.write_summary(run_dir, Status.INTERRUPTED, seed, world_size=info.world_size, error=str(e))
         raise
-    summary["wall_seconds"] = time.perf_counter() - t0
     if info.is_main:
-        rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE, summary)
-        if summary["status"] == Status.COMPLETED:
+        rundir.write_summary(run_dir, status, seed, **fields, wall_seconds=time.perf_counter() - t0)
+        if status == Status.COMPLETED:
             remove_checkpoints(run_dir)  # only now: a kill at any earlier moment still finds it
-    return Status(summary["status"])
+    return status

@@ -1,10 +1,9 @@
-"""summary.json of a completed run: every field of the contract (rundir/contract.py)."""
+"""summary.json of a completed run: every field of the contract (rundir/contract.py) but the
+run's identity (rundir_version, status, run_name, seed), which its writer adds (rundir.write_summary)."""
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
-import rundir
 from dlrm.data.teacher import StudentSize
 from dlrm.model import (arch_depth, compute_doubling_sizes, flops_elasticities, flops_per_sample, hidden_width,
                         param_counts)
@@ -24,7 +23,7 @@ def known_truth(source: Any, size: StudentSize) -> dict:
     return {k: None for k in TRUTH_FIELDS}
 
 
-def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
+def run_summary(cfg: Any, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
     """`t` is the run's loop.Trainable; `bookkeeping` the loop's counts and timings."""
     shape, source, tcfg = t.shape, t.source, cfg.trainer
     num_train = int(cfg.data.num_train_samples)
@@ -32,9 +31,6 @@ def run_summary(cfg: Any, run_dir: Path, t: Any, final_eval: dict, bookkeeping: 
     dense_width = hidden_width(shape.dense_arch_layer_sizes)
     over_width = hidden_width(shape.over_arch_layer_sizes)
     summary = {
-        "rundir_version": rundir.RUNDIR_VERSION,
-        "run_name": run_dir.name,
-        "seed": int(cfg.seed),
         "model": shape.name,
         "embedding_dim": shape.embedding_dim,
         "dense_arch_layer_sizes": list(shape.dense_arch_layer_sizes),

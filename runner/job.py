@@ -168,9 +168,8 @@ def record_failure(cfg: Any, run_dir: Path, e: BaseException) -> Status:
     detail = str(e) if isinstance(e, (ConfigError, OSError)) else traceback.format_exc()
     log.error("%s failed: %s", run_dir, detail)
     try:
-        rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE, {
-            "rundir_version": rundir.RUNDIR_VERSION, "status": Status.FAILED, "run_name": run_dir.name,
-            "seed": cfg.get("seed"), "error": f"{type(e).__name__}: {e}", "traceback": traceback.format_exc()})
+        rundir.write_summary(run_dir, Status.FAILED, cfg.get("seed"), error=f"{type(e).__name__}: {e}",
+                             traceback=traceback.format_exc())
     except OSError:
         pass  # the run dir itself is unwritable: the error above names it
     return Status.FAILED

@@ -85,14 +85,10 @@ def clear(run_dir: Path) -> None:
 def failed_summary(run_dir: Path, seed: Any, errors: list[dict[str, Any]]) -> None:
     """The run's summary after a rank's own error: `failed`, with the first error and every rank's."""
     first = errors[0]
-    rundir.atomic_write_json(Path(run_dir) / rundir.SUMMARY_FILE, {
-        "rundir_version": rundir.RUNDIR_VERSION, "status": rundir.Status.FAILED, "run_name": Path(run_dir).name,
-        "seed": seed, "error": f"rank {first.get('rank')}: {first.get('error')}",
-        "traceback": first.get("traceback", ""),
-        "rank_errors": [{"rank": r.get("rank"), "error": r.get("error")} for r in errors]})
+    rundir.write_summary(run_dir, rundir.Status.FAILED, seed, error=f"rank {first.get('rank')}: {first.get('error')}",
+                         traceback=first.get("traceback", ""),
+                         rank_errors=[{"rank": r.get("rank"), "error": r.get("error")} for r in errors])
 
 
 def interrupted_summary(run_dir: Path, seed: Any, why: str, checkpoint: Optional[Path]) -> None:
-    rundir.atomic_write_json(Path(run_dir) / rundir.SUMMARY_FILE, {
-        "rundir_version": rundir.RUNDIR_VERSION, "status": rundir.Status.INTERRUPTED, "run_name": Path(run_dir).name,
-        "seed": seed, "error": f"{why}; a relaunch resumes it from {checkpoint}"})
+    rundir.write_summary(run_dir, rundir.Status.INTERRUPTED, seed, error=f"{why}; a relaunch resumes it from {checkpoint}")

@@ -114,11 +114,9 @@ def run_with_torchrun(cfg: DictConfig, run_dir: Path, nproc: int, lock_fd: Optio
         checkpoint = newest_complete(run_dir / rundir.CHECKPOINT_DIR)
         if checkpoint is None:
             raise RuntimeError(f"torchrun exited with status {returncode}; see the ranks' output above")
-        rundir.atomic_write_json(run_dir / rundir.SUMMARY_FILE, {
-            "rundir_version": rundir.RUNDIR_VERSION, "status": Status.INTERRUPTED, "run_name": run_dir.name,
-            "seed": cfg.get("seed"),
-            "error": f"the ranks exited with status {returncode} before the run finished; a relaunch resumes "
-                     f"it from {checkpoint}"})
+        rank_errors.interrupted_summary(run_dir, cfg.get("seed"),
+                                        f"the ranks exited with status {returncode} before the run finished",
+                                        checkpoint)
         status = Status.INTERRUPTED
     if forwarder.signum is not None and status != Status.COMPLETED:
         raise Preempted(forwarder.signum, forwarder.previous.get(forwarder.signum))

@@ -35,3 +35,19 @@ def test_the_training_library_never_imports_hydra_and_the_analysis_never_torch()
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
     code = "import sys, analysis.__main__, analysis.pipeline, rundir\nassert 'torch' not in sys.modules and 'dlrm' not in sys.modules"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
+def test_one_writer_builds_every_summary(tmp_path):
+    """rundir.write_summary: the identity fields every summary opens with, then the ending's own."""
+    import json
+
+    import rundir
+
+    run_dir = tmp_path / "d=8,seed=1"
+    run_dir.mkdir()
+    written = rundir.write_summary(run_dir, rundir.Status.FAILED, 1, error="ValueError: x", traceback="...")
+    assert json.loads((run_dir / rundir.SUMMARY_FILE).read_text()) == written == {
+        "rundir_version": rundir.RUNDIR_VERSION, "status": "failed", "run_name": "d=8,seed=1", "seed": 1,
+        "error": "ValueError: x", "traceback": "..."}
+    assert rundir.run_status(run_dir) == rundir.Status.FAILED
+    assert set(written) <= set(rundir.SUMMARY_FIELDS) | set(rundir.FAILURE_FIELDS)
