@@ -118,6 +118,12 @@ def main(argv: list[str] | None = None) -> int:
     t0 = time.perf_counter()
     try:
         table = load_runs(args.sweep_dirs, metric=args.metric, intermediate=not args.no_intermediate)
+        if args.budget_gpu_hours is not None:
+            from analysis.cost import pricing_problems
+
+            unpriced = pricing_problems(table.finals)
+            if unpriced:  # before the fits: a refusal costs no work
+                raise AnalysisInputError(unpriced[0])
         result = analyze(table, options)
     except AnalysisInputError as e:
         print(f"dlrm-analyze: error: {e}", file=sys.stderr)

@@ -118,6 +118,22 @@ def _tables(run: dict[str, Any]) -> float:
                      "one-rank table placement to count them from")
 
 
+def pricing_problems(runs: list[dict[str, Any]]) -> list[str]:
+    """Why the cost model cannot price some of `runs` (empty when it can price them all):
+    checked before the laws are fitted, so a refusal costs no work."""
+    missing = []
+    for r in runs:
+        try:
+            Workload.from_run(r)
+        except (KeyError, TypeError, ValueError) as e:
+            missing.append(f"{r.get('run_name')} ({e.args[0] if isinstance(e, KeyError) else e})")
+    if not missing:
+        return []
+    return [f"{len(missing)} run(s) the cost model cannot price, e.g. {missing[0]}: their summaries lack "
+            "embedding_lookups_per_sample (written by this version's training) or a field it needs; rerun "
+            "them, or plan on run dirs that hold it"]
+
+
 def term_amounts(w: Workload, devices: int, devices_per_node: int) -> dict[str, float]:
     """Per sample on one device: FLOPs, memory bytes, bytes sent, and the steps (1 / the
     device's share of a step's samples)."""

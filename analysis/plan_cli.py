@@ -141,7 +141,7 @@ def main(argv: list[str]) -> int:
         for m in problems:
             print(f"dlrm-analyze plan: error: {m}", file=sys.stderr)
         return 2
-    from analysis.cost import calibrate
+    from analysis.cost import calibrate, pricing_problems
     from analysis.errors import AnalysisInputError
     from analysis.fit import FitSettings
     from analysis.hardware import profile
@@ -158,6 +158,9 @@ def main(argv: list[str]) -> int:
             hw = calibrate(hw, load_runs(args.calibrate, metric="eval_ne").finals,
                            args.gpus_per_node).hardware
         table = load_runs(args.sweep_dirs, metric="eval_ne")
+        problems = pricing_problems(table.finals)
+        if problems:
+            raise AnalysisInputError(problems[0])
         result = analyze(table, Options(fit=FitSettings(n_bootstrap=args.bootstrap), jobs=args.jobs or default_jobs()))
     except (AnalysisInputError, ValueError) as e:
         print(f"dlrm-analyze plan: error: {e}", file=sys.stderr)

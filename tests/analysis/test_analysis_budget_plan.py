@@ -119,6 +119,19 @@ def test_the_planner_refuses_bad_input_before_any_work(tmp_path, capsys):
     assert "error" in capsys.readouterr().err  # no run dirs: a one-line refusal
 
 
+def test_runs_the_cost_model_cannot_price_are_refused_before_the_fits(tmp_path, capsys):
+    from analysis.__main__ import main
+    from analysis.synthetic_runs import World, write_sweep
+
+    write_sweep(tmp_path / "runs", World(), seeds=(0,))  # summaries without lookups or a placement
+    for argv in (["plan", str(tmp_path / "runs"), "--budget-gpu-hours", "5", "--out", str(tmp_path / "o")],
+                 [str(tmp_path / "runs"), "--budget-gpu-hours", "5", "--out", str(tmp_path / "o")]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "cost model cannot price" in err and "embedding_lookups_per_sample" in err and "Traceback" not in err
+        assert not (tmp_path / "o").exists()
+
+
 def test_a_hand_written_sweep_is_never_overwritten(tmp_path):
     from analysis.next_sweep import write_sweep
 
