@@ -14,16 +14,10 @@ import re
 
 from omegaconf import DictConfig, OmegaConf
 
-_SHORT = {
-    "data.num_train_samples": "n",
-    "model.embedding_dim": "d",
-    "model.mlp_width": "w",
-    "model.mlp_depth": "depth",
-    "model.dense_arch_width": "bottom",
-    "model.over_arch_width": "top",
-    "model": "model",
-    "seed": "seed",
-}
+import rundir
+
+# Each scaling axis' config key by its short name (rundir.SCALING_AXES).
+_SHORT = {a.config_key: a.run_name for a in rundir.SCALING_AXES}
 _MAX_NAME = 200
 # Config keys that do not change a run's result (a key covers everything under it): they
 # stay out of run names, and a run dir may be resumed under other values of them.  The one
@@ -40,6 +34,9 @@ RESULT_NEUTRAL_KEYS = (
 # Keys added after configs were first written, with the value every run before them had: a
 # config that lacks one is that run, so it still resumes and is still skipped when done.
 KEYS_ADDED_LATER = {"model.dense_arch_output": "relu"}
+# Config groups renamed since configs were first written (old name: new name): a config.yaml
+# that holds the old group is read under the new name, so its run still resumes and is skipped.
+GROUPS_RENAMED = {"debug": "faults"}
 # Overrides that are not config values but choices of how to launch: group choices and the
 # Hydra launcher.
 _LAUNCH_OVERRIDES = ("sweep", "hydra.launcher", "hydra/launcher")
@@ -94,9 +91,22 @@ def _flatten(cfg, prefix: str = "") -> dict:
     return out
 
 
+def _current_names(flat: dict) -> dict:
+    """A flattened config with the keys of renamed groups under their new names."""
+    out = {}
+    for key, value in flat.items():
+        group, dot, rest = key.partition(".")
+        new_group = GROUPS_RENAMED.get(group)
+        if dot and new_group and not any(k.startswith(new_group + ".") for k in flat):
+            key = f"{new_group}.{rest}"
+        out[key] = value
+    return out
+
+
 def result_relevant_diff(old: DictConfig, new: DictConfig) -> list[str]:
     """'key: old -> new' for every differing key that changes what a run computes."""
-    a, b = {**KEYS_ADDED_LATER, **_flatten(old)}, {**KEYS_ADDED_LATER, **_flatten(new)}
+    a = {**KEYS_ADDED_LATER, **_current_names(_flatten(old))}
+    b = {**KEYS_ADDED_LATER, **_current_names(_flatten(new))}
     diffs = []
     for key in sorted(set(a) | set(b)):
         # A knob that a config written before it existed lacks, and that is null (off) in

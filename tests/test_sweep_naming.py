@@ -135,6 +135,14 @@ def test_a_config_written_before_a_key_existed_is_the_run_of_its_old_value():
         "model.dense_arch_output: relu -> linear"]
 
 
+def test_a_config_written_under_a_renamed_group_is_the_same_run():
+    old = OmegaConf.to_container(_cfg(), resolve=True)
+    old["debug"] = old.pop("faults")  # as a config.yaml written when fault injection was `debug`
+    assert result_relevant_diff(OmegaConf.create(old), _cfg()) == []
+    old["debug"]["nan_update_only"] = True  # a changed value under the old name still counts
+    assert result_relevant_diff(OmegaConf.create(old), _cfg()) == ["faults.nan_update_only: True -> False"]
+
+
 def test_result_neutral_keys_are_ignored():
     old = _cfg("model.mlp_width=8")
     new = _cfg("model.mlp_width=8", "out_root=/elsewhere", "sweep_name=other", "retry_failed=true",
