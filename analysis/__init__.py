@@ -9,5 +9,6 @@ Modules, in the order data flows through them: runs, points (loading); envelope,
 (grouping); linsolve, search, varpro, bootstrap, fit, determined, seeds, efficiency,
 extrapolate, joint, plan (fitting and reading the fits); results, pipeline (the pure
 analysis); records, fmt, conclusions, report, plots, outputs (writing); parallel (jobs
-on the cores).  synthetic_runs writes known-law run dirs for the tests and the benchmark.
+on the cores).  The known-law run dirs of the tests and the benchmark come from a fixture
+writer that lives with the tests (tests/synthetic_runs.py), not here.
 """

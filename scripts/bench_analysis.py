@@ -6,7 +6,7 @@
 The default shape (`--shape schemes`): 200 run dirs in 25 series of 8 data sizes -- one base
 model and each scaling scheme of the paper (embedding dim, bottom-MLP width, top-MLP width)
 over 8 more values sharing it, every config at 8 data sizes 2^13..2^20, one seed, contract
-version 2 (analysis/synthetic_runs.py).  `--shape v1`: run dirs of contract version 1, a grid
+version 2 (tests/synthetic_runs.py).  `--shape v1`: run dirs of contract version 1, a grid
 of embedding dims and MLP widths for two architectures, four seeds.  Times `python -m analysis` end to end in this
 process: loading, every fit and bootstrap, the rolling extrapolation checks, the joint
 laws, plots and report.  Target: < 10 s on a 2-core machine.
@@ -25,11 +25,12 @@ import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
+# The repo's packages first; then tests/, because the synthetic run-dir writer
+# (tests/synthetic_runs.py) is a test fixture and lives with the tests.
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 
 from analysis.__main__ import main as analyze_main  # noqa: E402
-from analysis.synthetic_runs import (Config, SchemeWorld, demo_grid, write_sweep,  # noqa: E402
-                                     write_v2_grid_sweep)
+from synthetic_runs import Config, SchemeWorld, demo_grid, write_sweep, write_v2_grid_sweep  # noqa: E402
 
 TARGET_SECONDS = 10.0
 SIZES = [2 ** e for e in range(13, 21)]

@@ -68,7 +68,7 @@ def test_print_the_composed_config_as_written(tmp_path):
 
 @pytest.fixture(scope="module")
 def demo_shaped_runs(tmp_path_factory) -> Path:
-    from analysis.synthetic_runs import write_v2_sweep
+    from synthetic_runs import write_v2_sweep
 
     root = tmp_path_factory.mktemp("readme") / "runs" / "demo"
     write_v2_sweep(root)

@@ -6,7 +6,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import pytest  # noqa: E402
 
-from analysis.synthetic_runs import World, write_sweep  # noqa: E402
+from synthetic_runs import World, write_sweep  # noqa: E402
 
 
 @pytest.fixture(scope="session")

@@ -10,7 +10,7 @@ import pytest
 import yaml
 from omegaconf import OmegaConf
 
-from analysis.synthetic_runs import write_v2_sweep
+from synthetic_runs import write_v2_sweep
 
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tests"))
@@ -121,7 +121,7 @@ def test_the_planner_refuses_bad_input_before_any_work(tmp_path, capsys):
 
 def test_runs_the_cost_model_cannot_price_are_refused_before_the_fits(tmp_path, capsys):
     from analysis.__main__ import main
-    from analysis.synthetic_runs import World, write_sweep
+    from synthetic_runs import World, write_sweep
 
     write_sweep(tmp_path / "runs", World(), seeds=(0,))  # summaries without lookups or a placement
     for argv in (["plan", str(tmp_path / "runs"), "--budget-gpu-hours", "5", "--out", str(tmp_path / "o")],
@@ -169,7 +169,7 @@ def test_the_loop_closes_plan_sweep_analysis_twice_and_the_decision_narrows(tmp_
     two allocations the decision cannot tell apart; their intervals narrow in the next
     round, or the decision is made."""
     from analysis.__main__ import main
-    from analysis.synthetic_runs import Config, SchemeWorld, write_v2_run
+    from synthetic_runs import Config, SchemeWorld, write_v2_run
     from harness import compose
     from runner.grids import expand
 

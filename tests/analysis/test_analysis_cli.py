@@ -6,7 +6,7 @@ import math
 import pytest
 
 from analysis.__main__ import main
-from analysis.synthetic_runs import summary, write_run, write_sweep
+from synthetic_runs import summary, write_run, write_sweep
 
 FIT_KEYS = {"axis": str, "metric": str, "group": dict, "n_points": int, "raw_params": dict,
             "raw_ci95": dict, "r2": float, "bayes_ne_realised": float, "determined": bool}
@@ -20,7 +20,7 @@ DEMO_AXES = {"data", "embedding_dim", "mlp_width", "params", "params_dense", "co
 def analysed(tmp_path_factory):
     """A demo sweep (2 architectures x 2 seeds), plus one of every kind of bad run and a
     series too short to fit, analysed once."""
-    from analysis.synthetic_runs import World
+    from synthetic_runs import World
     world = World()
     tmp = tmp_path_factory.mktemp("cli")
     sweep = tmp / "sweep"
@@ -82,7 +82,7 @@ def test_data_laws_recover_the_planted_world(analysed):
     world = analysed["world"]
     fits = [f for f in json.loads((analysed["out"] / "fits.json").read_text()) if f["axis"] == "data"]
     assert len(fits) == 4
-    from analysis.synthetic_runs import architecture
+    from synthetic_runs import architecture
     for f in fits:
         g = f["group"]
         P = architecture(g["model"], g["embedding_dim"], g["dense_arch_width"])["params_total"]
@@ -156,7 +156,7 @@ def test_no_run_directories_is_a_clear_error(tmp_path, capsys):
 
 
 def test_no_completed_runs_is_a_clear_error_naming_the_runs(tmp_path, capsys):
-    from analysis.synthetic_runs import World
+    from synthetic_runs import World
     write_run(tmp_path / "s", "r1", {**summary(World(), "dlrm", 16, 128, 2 ** 13, 0), "status": "failed"})
     write_run(tmp_path / "s", "r2", None)
     assert main([str(tmp_path / "s"), "--out", str(tmp_path / "o")]) == 2

@@ -11,7 +11,7 @@ from analysis.__main__ import main
 from analysis.determined import determinedness, observed, observed_sentence
 from analysis.fit import FitSettings, fit_power_law
 from analysis.series import AXES, build_series
-from analysis.synthetic_runs import World, summary
+from synthetic_runs import World, summary
 
 SETTINGS = FitSettings(n_bootstrap=200)
 

@@ -5,7 +5,7 @@ import json
 from analysis.__main__ import main
 from analysis.envelope import lr_envelope
 from analysis.runs import load_runs
-from analysis.synthetic_runs import Config, SchemeWorld, write_v2_run
+from synthetic_runs import Config, SchemeWorld, write_v2_run
 
 WORLD = SchemeWorld(noise_seed=0.0003, noise_walk=0.0001, noise=0.0001)  # lr_best = 0.01
 

@@ -1,7 +1,7 @@
 """The layout of analysis/ (house-keeping): contract names from rundir, no import circles,
-no oversized modules, and a synthetic-run-dir writer that is not under tests/."""
+no oversized modules, and a synthetic-run-dir writer that lives with the tests (tests/), out
+of the analysis, and counts a model by the model's own formula."""
 import ast
-import re
 from pathlib import Path
 
 import rundir
@@ -60,8 +60,6 @@ def test_run_dir_names_and_statuses_come_from_the_contract():
     names |= {str(s) for s in rundir.SUMMARY_STATUSES}
     offenders = []
     for path in PACKAGE.glob("*.py"):
-        if path.name == "synthetic_runs.py":  # the fixture writer, not the analysis
-            continue
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Constant) and isinstance(node.value, str) and node.value in names:
                 offenders.append(f"{path.name}:{node.lineno}: {node.value!r}")
@@ -71,13 +69,56 @@ def test_run_dir_names_and_statuses_come_from_the_contract():
     assert "rundir.iter_points" in runs + (PACKAGE / "points.py").read_text()
 
 
-def test_the_benchmark_and_the_tests_share_an_importable_fixture_writer():
-    bench = (REPO / "scripts" / "bench_analysis.py").read_text()
-    assert "tests" not in re.findall(r"sys\.path\.insert\(0, str\(([^)]*)\)\)", bench)[0]
-    assert "from analysis.synthetic_runs import" in bench
+def _imported_names(path: Path) -> set[str]:
+    """Every name in `path`'s imports, at any depth: each part of a module's dotted name and
+    each name imported from it (`from analysis import synthetic_runs` gives both)."""
+    out = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom):
+            out |= set((node.module or "").split(".")) | {a.name for a in node.names}
+        elif isinstance(node, ast.Import):
+            out |= {part for a in node.names for part in a.name.split(".")}
+    return out
+
+
+def test_the_fixture_writer_lives_with_the_tests_and_the_analysis_never_imports_it():
+    """tests/synthetic_runs.py, next to tests/harness.py: importable as `synthetic_runs` by
+    every test (tests/ is on sys.path through tests/conftest.py) and by the benchmark, which
+    puts tests/ on its path itself; nothing under analysis/ imports it."""
+    assert (REPO / "tests" / "synthetic_runs.py").is_file()
+    assert not (PACKAGE / "synthetic_runs.py").exists()
     assert not (REPO / "tests" / "analysis" / "synth_rundirs.py").exists()
+    importers = [str(p.relative_to(REPO)) for p in PACKAGE.rglob("*.py")
+                 if "synthetic_runs" in _imported_names(p)]
+    assert not importers, importers
+    bench = (REPO / "scripts" / "bench_analysis.py").read_text()
+    (path_line,) = [ln for ln in bench.splitlines() if ln.startswith("sys.path")]
+    assert 'str(REPO / "tests")' in path_line and "str(REPO)" in path_line
+    assert "from synthetic_runs import" in bench and "analysis.synthetic_runs" not in bench
     conftest = (REPO / "tests" / "analysis" / "conftest.py").read_text()
-    assert "sys.path" not in conftest and "from analysis.synthetic_runs import" in conftest
+    assert "sys.path" not in conftest and "from synthetic_runs import" in conftest
+
+
+def test_the_fixture_counts_params_and_flops_by_the_models_formula():
+    """No second formula: the fixture's counts are dlrm.model's for the shape it builds, and
+    for one shape they are the hand count (dlrm, D=16, both MLPs 64 wide, 3 layers, 26
+    tables of 200_000 ids in all, 13 dense features)."""
+    import synthetic_runs
+    from dlrm.model import flops_per_sample, param_counts
+
+    for model in ("dlrm", "dcn"):
+        for emb, bottom, top in ((16, 64, 64), (8, 32, 256), (64, 128, 16)):
+            arch = synthetic_runs.architecture_widths(model, emb, bottom, top)
+            shape = synthetic_runs.model_shape(model, emb, bottom, top)
+            assert sum(shape.cardinalities) == synthetic_runs.TOTAL_IDS and shape.num_sparse_features == 26
+            assert {k: arch[k] for k in ("params_embedding", "params_dense", "params_total")} == param_counts(shape)
+            assert arch["flops_per_sample"] == flops_per_sample(shape)
+            assert arch["params_embedding"] == synthetic_runs.TOTAL_IDS * emb
+    arch = synthetic_runs.architecture("dlrm", 16, 64)
+    # bottom 13-64-64-16: 6096 params; top (16 + 26*27/2 = 367)-64-64-1: 27777
+    assert arch["params_dense"] == 6096 + 27777
+    # 6 x (multiply-adds of both MLPs, 5952 + 27648) + 3 x the dot interaction 2 (26+1)^2 16
+    assert arch["flops_per_sample"] == 6 * (5952 + 27648) + 3 * 2 * 27 ** 2 * 16
 
 
 def test_the_result_parts_the_report_reads_are_dataclasses_not_dicts():

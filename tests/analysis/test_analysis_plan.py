@@ -5,7 +5,7 @@ from analysis.efficiency import compute_margin, scaling_efficiency
 from analysis.fit import FitSettings, fit_power_law
 from analysis.plan import plan_target, x_needed
 from analysis.series import AXES, build_series
-from analysis.synthetic_runs import World, summary
+from synthetic_runs import World, summary
 
 NOISELESS = World(noise=0.0)
 

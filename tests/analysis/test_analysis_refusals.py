@@ -3,7 +3,7 @@ import csv
 import os
 
 from analysis.runs import load_runs
-from analysis.synthetic_runs import World, summary, write_run
+from synthetic_runs import World, summary, write_run
 
 
 def _completed(**kw):

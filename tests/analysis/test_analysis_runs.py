@@ -6,7 +6,7 @@ import pytest
 
 from analysis.errors import AnalysisInputError
 from analysis.runs import find_run_dirs, load_runs, require_points, write_rows_csv
-from analysis.synthetic_runs import World, summary, write_run
+from synthetic_runs import World, summary, write_run
 
 
 def completed(**kw):

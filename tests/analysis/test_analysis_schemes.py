@@ -11,7 +11,7 @@ import pytest
 from analysis.__main__ import main
 from analysis.runs import load_runs, normalise
 from analysis.series import AXES, SCHEMES, build_series
-from analysis.synthetic_runs import Config, SchemeWorld, World, summary, write_v2_run, write_v2_sweep
+from synthetic_runs import Config, SchemeWorld, World, summary, write_v2_run, write_v2_sweep
 
 QUIET = SchemeWorld(noise_seed=0.0005, noise_walk=0.0002, noise=0.0003)
 

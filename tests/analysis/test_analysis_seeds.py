@@ -9,7 +9,7 @@ import pytest
 from analysis.__main__ import main
 from analysis.bootstrap import bootstrap_weights, resampling_for, seed_scale
 from analysis.fit import FitSettings, fit_power_law
-from analysis.synthetic_runs import World, write_sweep
+from synthetic_runs import World, write_sweep
 
 TRUTH = {"alpha": 5.0, "beta": 0.33, "gamma": 0.70}
 XS = 2.0 ** np.arange(13, 21)

@@ -7,7 +7,7 @@ import numpy as np
 import analysis.extrapolate as extrapolate
 from analysis.__main__ import main
 from analysis.fit import FitSettings
-from analysis.synthetic_runs import Config, SchemeWorld, write_v2_grid_sweep
+from synthetic_runs import Config, SchemeWorld, write_v2_grid_sweep
 
 
 def test_a_rolling_check_is_one_batched_fit(monkeypatch):

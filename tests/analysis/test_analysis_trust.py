@@ -17,7 +17,7 @@ from analysis.fit import FitSettings, fit_power_law
 from analysis.pipeline import analyze_series
 from analysis.results import Options
 from analysis.series import AXES, Series
-from analysis.synthetic_runs import Config, SchemeWorld, write_v2_sweep
+from synthetic_runs import Config, SchemeWorld, write_v2_sweep
 
 XS = 2.0 ** np.arange(15, 21)  # the demo's data axis: 2^15 .. 2^20
 
@@ -163,7 +163,7 @@ def test_each_scheme_doubles_compute_from_the_data_laws_model(star):
     margin = emb["efficiency"]["compute_margin"]
     assert margin["x_from"] == 16 and "the data law's model" in margin["start"]
     # The affine FLOP model of these runs (no compute_doubling_x recorded): fps(x_to) = 2 fps(16).
-    from analysis.synthetic_runs import architecture_widths
+    from synthetic_runs import architecture_widths
     fps = lambda d: architecture_widths("dlrm", d, 64, 64, 3)["flops_per_sample"]  # noqa: E731
     assert fps(margin["x_to"]) == pytest.approx(2 * fps(16), rel=1e-6)
     line = next(ln for ln in report.splitlines() if ln.startswith("- **Per doubling of training compute**"))

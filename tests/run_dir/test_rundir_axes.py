@@ -82,7 +82,8 @@ _MADE_UP = textwrap.dedent('''
                                 "cross layers", "scheme", "params_dense", ("params_total", "params_dense"))
     contract.SCALING_AXES = rundir.SCALING_AXES = contract.SCALING_AXES[:-1] + (axis,) + contract.SCALING_AXES[-1:]
 
-    from analysis.synthetic_runs import Config, SchemeWorld, v2_summary
+    sys.path.insert(0, sys.argv[3])  # tests/: the fixture writer lives with the tests
+    from synthetic_runs import Config, SchemeWorld, v2_summary
     from runner.naming import run_name
 
     print("NAME", run_name("model.dcn_num_layers=4,seed=1"))
@@ -117,8 +118,8 @@ _MADE_UP = textwrap.dedent('''
 
 @pytest.mark.timeout(300)
 def test_a_made_up_axis_declared_in_the_table_is_named_grouped_and_fitted(tmp_path):
-    proc = subprocess.run([sys.executable, "-c", _MADE_UP, str(tmp_path / "runs"), str(tmp_path / "out")],
-                          cwd=REPO, capture_output=True, text=True, timeout=280)
+    proc = subprocess.run([sys.executable, "-c", _MADE_UP, str(tmp_path / "runs"), str(tmp_path / "out"),
+                           str(REPO / "tests")], cwd=REPO, capture_output=True, text=True, timeout=280)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     assert "NAME cross=4,seed=1" in proc.stdout
     fits = json.loads((tmp_path / "out" / "fits.json").read_text())

@@ -14,7 +14,11 @@ Two writers, one per version of the run-dir contract (rundir/contract.py):
   metrics.jsonl at powers of two, seeds whose noise is shared along their trajectory,
   learning rates, `data_id` and `oracle_ne`.  See SchemeWorld.
 
-Nothing here is imported by the analysis pipeline; it imports only numpy and rundir.
+Parameter counts and FLOPs are the model's own (dlrm.model: a ModelShape per synthetic
+architecture, counted by param_counts and flops_per_sample), so the fixture and training
+agree on what a model costs.  Nothing here is imported by the analysis pipeline (which
+never imports dlrm or torch); it lives with the tests, in tests/, and imports numpy,
+rundir and dlrm.model.
 """
 from __future__ import annotations
 
@@ -28,11 +32,15 @@ from typing import Iterable, Optional
 import numpy as np
 
 import rundir
+from dlrm.model import ModelShape, flops_per_sample, layer_sizes, param_counts
 
 NUM_DENSE_FEATURES = 13
 NUM_SPARSE_FEATURES = 26
 TOTAL_IDS = 200_000  # rows over all embedding tables
 BASE_RATE_ENTROPY = 0.5623351446188083  # entropy (nats) of a 25% click rate
+# TOTAL_IDS spread over the tables as evenly as it divides (the first ones a row longer).
+CARDINALITIES = tuple(TOTAL_IDS // NUM_SPARSE_FEATURES + (f < TOTAL_IDS % NUM_SPARSE_FEATURES)
+                      for f in range(NUM_SPARSE_FEATURES))
 
 
 @dataclass(frozen=True)
@@ -57,29 +65,27 @@ def architecture(model: str, embedding_dim: int, mlp_width: int, mlp_depth: int 
     return architecture_widths(model, embedding_dim, mlp_width, mlp_width, mlp_depth)
 
 
+def model_shape(model: str, embedding_dim: int, dense_width: int, over_width: int,
+                mlp_depth: int = 3) -> ModelShape:
+    """The dlrm.model shape of a synthetic architecture: layer sizes as training derives them
+    (dlrm.model.layer_sizes), CARDINALITIES, NUM_DENSE_FEATURES, DCN's default cross layers."""
+    dense = layer_sizes(embedding_dim, dense_width, mlp_depth)[0]
+    over = layer_sizes(embedding_dim, over_width, mlp_depth)[1]
+    return ModelShape(name=model, embedding_dim=embedding_dim, cardinalities=CARDINALITIES,
+                      num_dense_features=NUM_DENSE_FEATURES, dense_arch_layer_sizes=tuple(dense),
+                      over_arch_layer_sizes=tuple(over))
+
+
 def architecture_widths(model: str, embedding_dim: int, dense_width: int, over_width: int,
                         mlp_depth: int = 3) -> dict:
     """Layer sizes, parameter counts and FLOPs with a bottom (dense arch) and a top (over
-    arch) MLP of their own hidden widths."""
-    dense = [dense_width] * (mlp_depth - 1) + [embedding_dim]
-    n_vec = NUM_SPARSE_FEATURES + 1
-    interaction = n_vec * (n_vec - 1) // 2 if model == "dlrm" else n_vec * embedding_dim
-    over = [over_width] * (mlp_depth - 1) + [1]
-    params_dense = 0
-    for fan_in, layers in ((NUM_DENSE_FEATURES, dense), (embedding_dim + interaction, over)):
-        for width in layers:
-            params_dense += (fan_in + 1) * width
-            fan_in = width
-    if model == "dcn":  # low-rank cross layers
-        params_dense += 3 * 2 * (n_vec * embedding_dim) * 16
-    params_embedding = TOTAL_IDS * embedding_dim
+    arch) MLP of their own hidden widths, by the model's formula (dlrm.model)."""
+    shape = model_shape(model, embedding_dim, dense_width, over_width, mlp_depth)
     return {
-        "dense_arch_layer_sizes": dense,
-        "over_arch_layer_sizes": over,
-        "params_embedding": params_embedding,
-        "params_dense": params_dense,
-        "params_total": params_embedding + params_dense,
-        "flops_per_sample": 6 * params_dense,  # forward + backward of the dense part
+        "dense_arch_layer_sizes": list(shape.dense_arch_layer_sizes),
+        "over_arch_layer_sizes": list(shape.over_arch_layer_sizes),
+        **param_counts(shape),
+        "flops_per_sample": flops_per_sample(shape),  # forward + backward of the dense part
     }
 
 
