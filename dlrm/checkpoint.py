@@ -36,6 +36,7 @@ from torch.distributed.checkpoint.api import CheckpointException
 from torchrec.optim.keyed import KeyedOptimizerWrapper
 
 import rundir
+from dlrm.config import TrainerConfig
 from dlrm.distributed import DistInfo, broadcast_object
 
 log = logging.getLogger("dlrm")
@@ -162,12 +163,12 @@ def preemption_held() -> Iterator[None]:
 
 
 class Checkpointer:
-    def __init__(self, run_dir: Path, info: DistInfo, trainer_cfg: Any):
+    def __init__(self, run_dir: Path, info: DistInfo, trainer_cfg: TrainerConfig):
         self.root = Path(run_dir) / rundir.CHECKPOINT_DIR
         self.run_dir = Path(run_dir)
         self.info = info
-        self.every_samples: Optional[int] = trainer_cfg.get("checkpoint_every_samples")
-        minutes = trainer_cfg.get("checkpoint_every_minutes")
+        self.every_samples: Optional[int] = trainer_cfg.checkpoint_every_samples
+        minutes = trainer_cfg.checkpoint_every_minutes
         self.every_seconds: Optional[float] = None if minutes is None else float(minutes) * 60.0
         self._last_save_time = time.monotonic()
         self._last_save_samples = 0

@@ -7,12 +7,16 @@ an unknown key fails at composition with Hydra's own message, before any work st
 `validate` then checks what a type cannot say (positive sizes, known option names,
 shapes that fit together, the world size), each error naming the field and the fix.
 
+The app turns the composed config into these dataclasses once, at its edge
+(runner/compose.py `typed`), and the library takes the typed objects: attribute access, no
+defaults repeated in code.
+
 Standard library only (plus OmegaConf's MISSING): composing a config loads no torch.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List, Optional
+from typing import Any, List, Optional, Union
 
 from omegaconf import MISSING
 
@@ -43,10 +47,12 @@ class ModelConfig:
 
 @dataclass
 class SyntheticDataConfig:
-    """The planted world (dlrm/data/synthetic.py, its teacher's parts in teacher.py); these
-    fields are the world's spec, and each scaling scheme meets a part with its own exponent."""
+    """The planted world (dlrm/data/synthetic.py, its teacher's parts in teacher.py): these
+    fields, but name, num_train_samples and num_sparse_features, are the world's spec
+    (synthetic.NOT_THE_WORLD; SyntheticWorld takes this object), and each scaling scheme meets
+    a part with its own exponent."""
 
-    name: str = MISSING  # synthetic | synthetic_saturating
+    name: str = MISSING  # synthetic | synthetic_saturating | synthetic_top
     num_train_samples: int = MISSING  # data size N: one pass over the first N samples of the run's stream
     num_eval_samples: int = MISSING  # the fixed eval slice shared by every run
     eval_offset: int = MISSING  # first global sample index of the eval slice
@@ -109,7 +115,8 @@ class TrainerConfig:
     eval_log_spaced_per_octave: int = MISSING  # 1: powers of two times the first
     eval_batch_size: int = MISSING
     log_every_samples: int = MISSING  # a train_loss point in metrics.jsonl
-    progress_bar: Any = MISSING  # auto (when stderr is a tty) | true | false
+    # auto (when stderr is a tty) | true | false (Any: OmegaConf has no Union of bool and str)
+    progress_bar: Any = MISSING
     checkpoint_every_samples: Optional[int] = MISSING
     checkpoint_every_minutes: Optional[float] = MISSING
     tensorboard: bool = MISSING
@@ -170,6 +177,11 @@ class Config:
     retry_failed: bool = MISSING  # a relaunched sweep retries failed/diverged runs only when true
 
 
+# The library's type of the `data` group (Config.data is Any for OmegaConf, which has no Union
+# of structured configs; the composed object is one of these).
+DataConfig = Union[SyntheticDataConfig, CriteoDataConfig]
+
+
 # The schema of each config group (runner/compose.py registers them with Hydra).
 GROUP_SCHEMAS: dict[str, dict[str, type]] = {
     "model": {"schema": ModelConfig},
@@ -182,14 +194,14 @@ GROUP_SCHEMAS: dict[str, dict[str, type]] = {
 
 
 # ---------------------------------------------------------------------------- checks
-def _get(cfg: Any, key: str) -> Any:
-    value = cfg
+def _get(cfg: Config, key: str) -> Any:
+    value: Any = cfg
     for part in key.split("."):
-        value = value[part]
+        value = getattr(value, part)
     return value
 
 
-def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> Optional[int]:
+def _positive_int(cfg: Config, key: str, allow_none: bool = False) -> Optional[int]:
     value = _get(cfg, key)
     if value is None and allow_none:
         return None
@@ -199,14 +211,14 @@ def _positive_int(cfg: Any, key: str, allow_none: bool = False) -> Optional[int]
     return value
 
 
-def _non_negative_int(cfg: Any, key: str) -> int:
+def _non_negative_int(cfg: Config, key: str) -> int:
     value = _get(cfg, key)
     if isinstance(value, bool) or not isinstance(value, int) or value < 0:
         raise ConfigError(f"{key} must be an integer >= 0, got {value!r}: set {key}=N with N >= 0")
     return value
 
 
-def _positive_float(cfg: Any, key: str, allow_none: bool = False) -> Optional[float]:
+def _positive_float(cfg: Config, key: str, allow_none: bool = False) -> Optional[float]:
     value = _get(cfg, key)
     if value is None and allow_none:
         return None
@@ -224,7 +236,7 @@ def _one_of(value: Any, key: str, allowed: tuple[str, ...]) -> None:
 DENSE_ARCH_OUTPUTS = ("relu", "linear")
 
 
-def _check_arch(cfg: Any) -> None:
+def _check_arch(cfg: Config) -> None:
     m = cfg.model
     if m.dense_arch_output not in DENSE_ARCH_OUTPUTS:
         raise ConfigError(f"model.dense_arch_output={m.dense_arch_output!r} is not one of {DENSE_ARCH_OUTPUTS}: "
@@ -243,28 +255,28 @@ def _check_arch(cfg: Any) -> None:
         raise ConfigError(f"model.over_arch_layer_sizes must end in 1 (one logit), got {over}")
 
 
-def _layer_list(m: Any, key: str, width_key: str) -> Optional[list]:
+def _layer_list(m: ModelConfig, key: str, width_key: str) -> Optional[list]:
     """An explicit layer list (it overrides the derived arch): every entry a positive int, and
     no width of the same arch that says otherwise (the run's name and record would lie)."""
-    layers = m.get(key)
+    layers = getattr(m, key)
     if layers is None:
         return None
     layers = list(layers)
     if not layers or any(isinstance(x, bool) or not isinstance(x, int) or x <= 0 for x in layers):
         raise ConfigError(f"model.{key} must be a non-empty list of positive ints, got {layers}: every layer "
                           f"needs at least one unit (or set it to null to derive the arch)")
-    width = m.get(width_key)
+    width = getattr(m, width_key)
     if width is not None and any(x != width for x in layers[:-1]):
         raise ConfigError(f"model.{key}={layers} and model.{width_key}={width} disagree: the list is the arch "
                           f"that is built; set model.{width_key}=null, or drop the list")
     return layers
 
 
-def _check_cardinalities(cfg: Any) -> None:
+def _check_cardinalities(cfg: Config) -> None:
     """One cardinality per sparse feature of the planted world: a list of another length is
     another world (every feature's bias share moves), not these features' table sizes.
     Criteo has no such key: its preprocessed files fix its features."""
-    if "num_sparse_features" not in cfg.data:
+    if not isinstance(cfg.data, SyntheticDataConfig):
         return
     n = _positive_int(cfg, "data.num_sparse_features")
     given = len(cfg.data.cardinalities)
@@ -275,7 +287,7 @@ def _check_cardinalities(cfg: Any) -> None:
             f"as well to plant a world of {given} features")
 
 
-def _check_sizes(cfg: Any, world_size: int) -> None:
+def _check_sizes(cfg: Config, world_size: int) -> None:
     batch = cfg.trainer.batch_size
     n_train = cfg.data.num_train_samples
     if batch % world_size:
@@ -294,7 +306,7 @@ def _check_sizes(cfg: Any, world_size: int) -> None:
         raise ConfigError(f"data.num_eval_samples={cfg.data.num_eval_samples} must be divisible by the world size {world_size}")
 
 
-def validate(cfg: Any, world_size: int, device_type: str) -> None:
+def validate(cfg: Config, world_size: int, device_type: str) -> None:
     """Raise ConfigError on the first problem; `device_type` is 'cpu' or 'cuda'.
 
     The option names come from the implementations that serve them, so loading those

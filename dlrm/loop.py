@@ -12,18 +12,18 @@ from __future__ import annotations
 import logging
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from omegaconf import OmegaConf
 from torchrec.models.dlrm import DLRMTrain
 
 import rundir
 from dlrm import distributed
 from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank_slice
 from dlrm.checkpoint import Checkpointer
+from dlrm.config import Config, DataConfig, TrainerConfig
 from dlrm.data import make_source
 from dlrm.distributed import DistInfo
 from dlrm.faults import Faults
@@ -74,7 +74,7 @@ class Trainable:
         return self.host_maker(arrays).pin_memory()
 
 
-def build(cfg: Any, info: DistInfo, source: Any = None) -> Trainable:
+def build(cfg: Config, info: DistInfo, source: Any = None) -> Trainable:
     """Data source, model (tables on meta), sharding plan, DMP, optimizers, table init."""
     tcfg = cfg.trainer
     if tcfg.num_threads:
@@ -94,8 +94,8 @@ def build(cfg: Any, info: DistInfo, source: Any = None) -> Trainable:
 _EVAL_CACHE: dict[str, list] = {}
 
 
-def eval_batches(t: Trainable, data_cfg: Any, eval_batch_size: int) -> list:
-    eval_defining = {k: v for k, v in OmegaConf.to_container(data_cfg, resolve=True).items() if k != "num_train_samples"}
+def eval_batches(t: Trainable, data_cfg: DataConfig, eval_batch_size: int) -> list:
+    eval_defining = {k: v for k, v in asdict(data_cfg).items() if k != "num_train_samples"}
     key = f"{eval_defining}|{t.info.rank}/{t.info.world_size}|{eval_batch_size}"
     if key not in _EVAL_CACHE:
         _EVAL_CACHE.clear()  # one eval set at a time: bounded memory
@@ -104,7 +104,7 @@ def eval_batches(t: Trainable, data_cfg: Any, eval_batch_size: int) -> list:
     return _EVAL_CACHE[key]
 
 
-def _tensorboard(run_dir: Path, tcfg: Any):
+def _tensorboard(run_dir: Path, tcfg: TrainerConfig):
     if not tcfg.tensorboard:
         return None
     try:
@@ -118,7 +118,7 @@ def _tensorboard(run_dir: Path, tcfg: Any):
 class _Logger:
     """metrics.jsonl (and TensorBoard) on rank 0; a train point every `log_every` samples."""
 
-    def __init__(self, run_dir: Path, tcfg: Any, info: DistInfo, samples_seen: int, total: int, label: str):
+    def __init__(self, run_dir: Path, tcfg: TrainerConfig, info: DistInfo, samples_seen: int, total: int, label: str):
         self.metrics = rundir.MetricsLog(run_dir, truncate_after_samples=samples_seen) if info.is_main else None
         self.writer = _tensorboard(run_dir, tcfg) if info.is_main else None
         self.every = Every(int(tcfg.log_every_samples), samples_seen)
@@ -163,14 +163,14 @@ class _Logger:
             self.writer.close()
 
 
-def sync_every_steps(trainer_cfg: Any, device_type: str) -> int:
+def sync_every_steps(trainer_cfg: TrainerConfig, device_type: str) -> int:
     """How many steps the loop runs between reading its losses (trainer.sync_every_steps; null:
     1 on CPU, where reading a loss costs nothing, SYNC_EVERY_STEPS_CUDA on CUDA)."""
-    value = trainer_cfg.get("sync_every_steps")
+    value = trainer_cfg.sync_every_steps
     return int(value) if value is not None else (SYNC_EVERY_STEPS_CUDA if device_type == "cuda" else 1)
 
 
-def train(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> dict:
+def train(cfg: Config, run_dir: Path, info: DistInfo, progress_label: str = "") -> dict:
     """Train one run and return its summary's fields (the caller writes it, rundir.write_summary,
     which adds the run's identity: rundir_version, status, run_name, seed)."""
     t_start = time.perf_counter()

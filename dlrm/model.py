@@ -68,13 +68,13 @@ def layer_sizes(embedding_dim: int, mlp_width: int, mlp_depth: int) -> tuple[lis
     return hidden + [embedding_dim], hidden + [1]
 
 
-def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_features: int) -> ModelShape:
-    dense_width = model_cfg.get("dense_arch_width") or model_cfg.mlp_width
-    over_width = model_cfg.get("over_arch_width") or model_cfg.mlp_width
+def shape_from_config(model_cfg: ModelConfig, cardinalities: Sequence[int], num_dense_features: int) -> ModelShape:
+    dense_width = model_cfg.dense_arch_width or model_cfg.mlp_width
+    over_width = model_cfg.over_arch_width or model_cfg.mlp_width
     derived_dense = layer_sizes(model_cfg.embedding_dim, dense_width, model_cfg.mlp_depth)[0]
     derived_over = layer_sizes(model_cfg.embedding_dim, over_width, model_cfg.mlp_depth)[1]
-    dense = model_cfg.get("dense_arch_layer_sizes") or derived_dense
-    over = model_cfg.get("over_arch_layer_sizes") or derived_over
+    dense = model_cfg.dense_arch_layer_sizes or derived_dense
+    over = model_cfg.over_arch_layer_sizes or derived_over
     return ModelShape(
         name=model_cfg.name,
         embedding_dim=int(model_cfg.embedding_dim),
@@ -82,9 +82,9 @@ def shape_from_config(model_cfg, cardinalities: Sequence[int], num_dense_feature
         num_dense_features=int(num_dense_features),
         dense_arch_layer_sizes=tuple(int(x) for x in dense),
         over_arch_layer_sizes=tuple(int(x) for x in over),
-        dcn_num_layers=int(model_cfg.get("dcn_num_layers", 3)),
-        dcn_low_rank_dim=int(model_cfg.get("dcn_low_rank_dim", 16)),
-        dense_arch_output=str(model_cfg.get("dense_arch_output", "relu")),
+        dcn_num_layers=int(model_cfg.dcn_num_layers),
+        dcn_low_rank_dim=int(model_cfg.dcn_low_rank_dim),
+        dense_arch_output=str(model_cfg.dense_arch_output),
     )
 
 

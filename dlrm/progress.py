@@ -2,11 +2,13 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Union
 
 
 class Progress:
-    def __init__(self, total: int, initial: int, enabled: Any, is_main: bool, label: str, unit: str = "sample"):
+    def __init__(self, total: int, initial: int, enabled: Union[bool, str], is_main: bool, label: str,
+                 unit: str = "sample"):
+        """`enabled`: trainer.progress_bar, auto (when stderr is a tty) or a bool."""
         use_bar = is_main and (sys.stderr.isatty() if enabled == "auto" else bool(enabled))
         self.bar = None
         if use_bar:

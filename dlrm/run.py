@@ -1,6 +1,6 @@
 """Train one run dir on this process's ranks and write its summary, whatever happens.
 
-The caller (the app, runner/job.py) has validated the config, decided under the run
+The caller (the app, runner/job.py) has validated the config (typed: runner/compose.py `typed`), decided under the run
 dir's lock that this run is to be trained, and written config.yaml.  Here: env.json,
 the training loop, then summary.json on global rank 0 -- completed, diverged, or
 interrupted by a preemption signal (then `Preempted` propagates so that the launcher can
@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Any
 
 import rundir
 from dlrm.checkpoint import Preempted, remove_checkpoints
+from dlrm.config import Config
 from dlrm.distributed import DistInfo
 from dlrm.environment import environment
 from dlrm.loop import Diverged, train
 from rundir import Status
 
 
-def run(cfg: Any, run_dir: Path, info: DistInfo, progress_label: str = "") -> Status:
+def run(cfg: Config, run_dir: Path, info: DistInfo, progress_label: str = "") -> Status:
     t0 = time.perf_counter()
     if info.is_main:
         rundir.atomic_write_json(run_dir / rundir.ENV_FILE, environment(str(info.device), info.world_size))

@@ -6,7 +6,9 @@ size and the world size, and of where a resumed run restarts.
 from __future__ import annotations
 
 import bisect
-from typing import Any, Iterable, Optional
+from typing import Iterable, Optional
+
+from dlrm.config import TrainerConfig
 
 
 class Every:
@@ -51,7 +53,7 @@ def log_spaced(first: int, last: int, per_octave: int = 1) -> list[int]:
         k += 1
 
 
-def eval_schedule(num_train_samples: int, trainer_cfg: Any) -> list[int]:
+def eval_schedule(num_train_samples: int, trainer_cfg: TrainerConfig) -> list[int]:
     """Sample counts of the intermediate evals (the final eval at N always follows):
     every `eval_every_samples`, plus log-spaced ones from `eval_log_spaced_from`
     (`eval_log_spaced_per_octave` a doubling; 1 = powers of two times the first).  The
@@ -61,9 +63,9 @@ def eval_schedule(num_train_samples: int, trainer_cfg: Any) -> list[int]:
     every = trainer_cfg.eval_every_samples
     if every:
         counts += list(range(every, num_train_samples, every))
-    first = trainer_cfg.get("eval_log_spaced_from")
+    first = trainer_cfg.eval_log_spaced_from
     if first:
-        counts += log_spaced(int(first), num_train_samples - 1, int(trainer_cfg.get("eval_log_spaced_per_octave") or 1))
+        counts += log_spaced(int(first), num_train_samples - 1, int(trainer_cfg.eval_log_spaced_per_octave))
     return sorted(set(c for c in counts if 0 < c < num_train_samples))
 
 

@@ -18,6 +18,7 @@ from torchrec.optim.apply_optimizer_in_backward import apply_optimizer_in_backwa
 from torchrec.optim.keyed import CombinedOptimizer, KeyedOptimizerWrapper
 from torchrec.optim.optimizers import in_backward_optimizer_filter
 
+from dlrm.config import TrainerConfig
 from dlrm.distributed import DistInfo
 
 # The options of trainer.embedding_optimizer / trainer.dense_optimizer / sharding.type.
@@ -91,7 +92,7 @@ def plan_sharding(model: torch.nn.Module, info: DistInfo, sharding_type: str, lo
     return planner.collective_plan(model, get_default_sharders(), dist.GroupMember.WORLD)
 
 
-def shard(model: torch.nn.Module, trainer_cfg: Any, sharding_type: str, info: DistInfo,
+def shard(model: torch.nn.Module, trainer_cfg: TrainerConfig, sharding_type: str, info: DistInfo,
           table_names: list[str]) -> tuple[DistributedModelParallel, CombinedOptimizer, ShardingPlan]:
     """Fuse the embedding optimizer, plan, wrap in DMP, and build the dense optimizer."""
     name = trainer_cfg.embedding_optimizer

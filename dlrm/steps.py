@@ -17,6 +17,8 @@ from typing import Any, Callable, Iterator
 
 import torch
 
+from dlrm.config import TrainerConfig
+
 StepFn = Callable[[int], None]
 
 
@@ -32,7 +34,7 @@ def train_step(model, optimizer, batch, poison_update: bool = False) -> torch.Te
     return loss.detach()
 
 
-def use_pipeline(trainer_cfg: Any, device_type: str) -> bool:
+def use_pipeline(trainer_cfg: TrainerConfig, device_type: str) -> bool:
     choice = trainer_cfg.pipeline
     return device_type == "cuda" if choice == "auto" else bool(choice)
 

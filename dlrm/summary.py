@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from dlrm.config import Config
 from dlrm.data.teacher import StudentSize
 from dlrm.model import (arch_depth, compute_doubling_sizes, flops_elasticities, flops_per_sample, hidden_width,
                         param_counts)
@@ -23,7 +24,7 @@ def known_truth(source: Any, size: StudentSize) -> dict:
     return {k: None for k in TRUTH_FIELDS}
 
 
-def run_summary(cfg: Any, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
+def run_summary(cfg: Config, t: Any, final_eval: dict, bookkeeping: dict) -> dict:
     """`t` is the run's loop.Trainable; `bookkeeping` the loop's counts and timings."""
     shape, source, tcfg = t.shape, t.source, cfg.trainer
     num_train = int(cfg.data.num_train_samples)

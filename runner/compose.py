@@ -1,7 +1,8 @@
 """Hydra's view of the config: the typed schemas in the ConfigStore, the resolvers the
 config tree uses, and `compose` for code that needs the config without a command line
 (tests, benchmarks).  `register()` is idempotent and runs on import of the app.
-`check_overrides` refuses, before any work, an override of a key that has moved."""
+`check_overrides` refuses, before any work, an override of a key that has moved; `typed`
+turns a composed config into the schema's dataclasses, what the library takes."""
 from __future__ import annotations
 
 import os
@@ -10,9 +11,10 @@ from pathlib import Path
 from typing import Optional, Sequence
 
 from hydra.core.config_store import ConfigStore
-from omegaconf import OmegaConf
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from dlrm.config import GROUP_SCHEMAS, Config, ConfigError, FaultsConfig
+from dlrm.data import DATA_SOURCES
 from runner import naming, runs_root
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
@@ -83,3 +85,20 @@ def compose(overrides: Sequence[str] = (), with_hydra: bool = False):
     register()
     with initialize_config_dir(config_dir=str(CONFIG_DIR), version_base="1.3"):
         return hydra_compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
+
+
+def typed(cfg: DictConfig) -> Config:
+    """The config as the schema's dataclasses (dlrm/config.py), interpolations resolved: the
+    app composes, names and freezes (config.yaml) the DictConfig and hands the library this.
+    `cfg` is a composed config (its `hydra` node, if any, left out) or a run dir's config.yaml
+    read back (OmegaConf.load: plain, so it is merged onto the schema first)."""
+    if "hydra" in cfg:
+        cfg = cfg.copy()
+        with open_dict(cfg):
+            del cfg["hydra"]
+    if OmegaConf.get_type(cfg) is not Config:
+        plain = OmegaConf.to_container(cfg, resolve=True)
+        data = plain.pop("data")
+        cfg = OmegaConf.merge(OmegaConf.structured(Config), plain)
+        cfg.data = OmegaConf.merge(OmegaConf.structured(DATA_SOURCES[data["name"]].schema), data)
+    return OmegaConf.to_object(cfg)

@@ -30,6 +30,7 @@ import rundir
 from dlrm.config import ConfigError, validate
 from rundir import Status
 from runner import hydra_output, naming, rank_errors
+from runner.compose import typed
 from runner.lock import RunLock, RunLocked
 
 log = logging.getLogger("dlrm")
@@ -43,12 +44,13 @@ def frozen_config(cfg: DictConfig) -> str:
     return OmegaConf.to_yaml(cfg, resolve=True)
 
 
-def data_id_of(cfg: Any) -> str:
+def data_id_of(cfg: DictConfig) -> str:
     """The identity of the data this config trains on (the source's `data_id`): a hash of the
     planted world's spec, or of the preprocessed Criteo metadata found at data.path."""
     from dlrm.data import make_source
 
-    return make_source(cfg.data, int(cfg.seed)).data_id
+    lib = typed(cfg)
+    return make_source(lib.data, lib.seed).data_id
 
 
 def _recorded(run_dir: Path, name: str, load: Any) -> Any:
@@ -118,7 +120,7 @@ def _kept_failed(run_dir: Path, status: str) -> Status:
 
 def prepare(cfg: DictConfig, run_dir: Path, world_size: int, data_id: Optional[str] = None) -> None:
     """Refuse a bad config before any work, then freeze it: the run dir is this run's now."""
-    validate(cfg, world_size, cfg.trainer.device)
+    validate(typed(cfg), world_size, cfg.trainer.device)
     rundir.check_writable(run_dir)
     rundir.atomic_write_text(run_dir / rundir.CONFIG_FILE, frozen_config(cfg))
     rundir.atomic_write_json(run_dir / rundir.DATA_FILE,
@@ -130,7 +132,7 @@ def claim(cfg: DictConfig, run_dir: Path, world_size: int) -> Optional[Status]:
     """Under the lock, before any work: validate, decide, then take the run dir (Hydra's log
     and record, the frozen config).  None: this job trains it; else the job's outcome."""
     try:
-        validate(cfg, world_size, cfg.trainer.device)
+        validate(typed(cfg), world_size, cfg.trainer.device)
         data_id = data_id_of(cfg)  # Criteo's path is checked here: its files are opened
     except (ValueError, OSError) as e:
         return refuse(cfg, run_dir, e)
@@ -218,7 +220,8 @@ def _train(cfg: DictConfig, run_dir: Path, label: str, info: Any = None, lock: O
         from dlrm import distributed
         from dlrm.run import run
 
-        return run(cfg, run_dir, info or distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s), label)
+        ranks = info or distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s)
+        return run(typed(cfg), run_dir, ranks, label)  # the library takes the typed config
     except Preempted as e:
         # Under a torchrun started by hand, torchrun's SIGTERM after another rank's own error
         # reads as a preemption here: that error, not the signal, is how the run ended.

@@ -1,7 +1,8 @@
 """A rank started by `runner.ranks` for one job: reads the job's frozen config.yaml and trains.
 
 `python -m torch.distributed.run --nproc_per_node=N -m runner.worker RUN_DIR`
-(the job that started it holds the run dir's lock and wrote RUN_DIR/config.yaml once).
+(the job that started it holds the run dir's lock and wrote RUN_DIR/config.yaml once; read
+back, it is typed onto the schema, runner/compose.py `typed`, as the library takes it).
 """
 from __future__ import annotations
 
@@ -29,11 +30,12 @@ def main(argv: list[str]) -> int:
     from dlrm.run import run
 
     from runner import rank_errors
+    from runner.compose import typed
 
     info = distributed.init(cfg.trainer.device, cfg.trainer.collective_timeout_s)
     peers_alive = False
     try:
-        status = run(cfg, run_dir, info, progress_label=run_dir.name)
+        status = run(typed(cfg), run_dir, info, progress_label=run_dir.name)
         peers_alive = True
     except Preempted:
         return REQUEUE_EXIT_CODE  # the summary says interrupted; the job's launcher requeues

@@ -8,7 +8,7 @@ and summarised by their median, with the spread printed beside it.
 
 The model, its batches and its step are never built here: they are the library's own
 (`dlrm.loop.build`, `Trainable.train_batch`, `dlrm.steps.train_step`), composed from the
-real config tree (`runner.compose.compose`).
+real config tree (`runner.compose.compose`, typed by `runner.compose.typed` as the library takes it).
 """
 from __future__ import annotations
 

@@ -29,7 +29,7 @@ def worker_main(args) -> int:
     from dlrm import distributed
     from dlrm.loop import build
     from dlrm.steps import train_step
-    from runner.compose import compose
+    from runner.compose import compose, typed
 
     bc.quiet()
     torch.set_num_threads(args.threads)
@@ -37,7 +37,7 @@ def worker_main(args) -> int:
     info = distributed.init(device.type)
     built = {}
     for b in args.batch_sizes:
-        t = build(compose(overrides_for(args, device, b) + ["sharding=table_wise"]), info)
+        t = build(typed(compose(overrides_for(args, device, b) + ["sharding=table_wise"])), info)
         steps = max(2, args.window_samples // b)
         built[b] = (t, [t.train_batch(i * b, b) for i in range(steps)], steps)
     rates: dict[int, list[float]] = {b: [] for b in args.batch_sizes}

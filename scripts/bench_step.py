@@ -36,17 +36,17 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
     from dlrm.steps import train_step
     from dlrm.model import flops_per_sample, param_counts
     from dlrm.sharding import sharding_types_used
-    from runner.compose import compose
+    from runner.compose import compose, typed
 
     wanted = [c for c in STEP_CASES if c in args.cases and not (device.type == "cuda" and c in CPU_ONLY)]
     info = distributed.init(device.type)
     overrides = overrides_for(args, device, batch_size)
-    cfg = compose(overrides)
+    cfg = typed(compose(overrides))
     t = build(cfg, info)
     built = {"harness": t}
     # On one rank sharding=auto plans table-wise already: a second copy would time the same model.
     if "harness_table_wise" in wanted and sharding_types_used(t.plan) != ["table_wise"]:
-        built["harness_table_wise"] = build(compose(overrides + ["sharding=table_wise"]), info, t.source)
+        built["harness_table_wise"] = build(typed(compose(overrides + ["sharding=table_wise"])), info, t.source)
     pipe = None
     if "harness_pipeline" in wanted:
         from torchrec.distributed.train_pipeline import TrainPipelineSparseDist

@@ -24,6 +24,14 @@ def compose(overrides: list[str], with_hydra: bool = False):
     return runner_compose(overrides, with_hydra=with_hydra)
 
 
+def typed(config):
+    """The typed config the library takes (runner/compose.py `typed`): of a list of overrides
+    (composed first) or of a composed config."""
+    from runner.compose import typed as runner_typed
+
+    return runner_typed(compose(config) if isinstance(config, list) else config)
+
+
 def compose_hydra(overrides: list[str]):
     """The composed config with its `hydra` node (launcher, sweeper, run dirs)."""
     return compose(overrides, with_hydra=True)

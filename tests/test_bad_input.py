@@ -6,7 +6,7 @@ import shlex
 
 import pytest
 
-from harness import REPO, cli, compose
+from harness import REPO, cli, compose, typed
 from dlrm.config import ConfigError, validate
 
 
@@ -54,7 +54,7 @@ def test_an_out_root_in_a_directory_this_user_may_not_write_is_refused(tmp_path,
 @pytest.mark.parametrize("data", ["synthetic", "criteo_kaggle"])
 def test_a_negative_seed_is_refused_as_negative(data):
     with pytest.raises(ConfigError, match=r"^seed must be an integer >= 0, got -1: set seed=N with N >= 0$"):
-        validate(compose([f"data={data}", "seed=-1"]), 1, "cpu")
+        validate(typed([f"data={data}", "seed=-1"]), 1, "cpu")
 
 
 # --- a run name in hydra.run.dir --------------------------------------------------------------
@@ -90,7 +90,7 @@ def test_the_readme_quotes_a_run_name_in_hydra_run_dir_so_that_it_is_that_runs_d
 def test_every_explicit_layer_list_is_validated(override, message):
     extra = ["model.over_arch_width=32"] if "disagree" in message else []
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("]", r"\]")):
-        validate(compose([override, *extra]), 1, "cpu")
+        validate(typed([override, *extra]), 1, "cpu")
 
 
 def test_the_summary_records_the_layers_built_not_the_configs_depth(tmp_path):
@@ -128,9 +128,9 @@ def test_cardinalities_of_another_length_than_the_worlds_features_are_refused(da
     with pytest.raises(ConfigError, match=rf"^data\.cardinalities has {n + delta} entries but the world has "
                                           rf"data\.num_sparse_features={n} sparse features: give one cardinality "
                                           rf"per feature \({n} entries\)"):
-        validate(compose([f"data={data}", f"data.cardinalities=[{cards}]"]), 1, "cpu")
+        validate(typed([f"data={data}", f"data.cardinalities=[{cards}]"]), 1, "cpu")
 
 
 def test_a_world_of_another_size_is_planted_when_both_keys_say_so():
     cards = ",".join(["10"] * 27)
-    validate(compose([f"data.cardinalities=[{cards}]", "data.num_sparse_features=27"]), 1, "cpu")
+    validate(typed([f"data.cardinalities=[{cards}]", "data.num_sparse_features=27"]), 1, "cpu")

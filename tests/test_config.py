@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from harness import CONFIGS, cli, compose, compose_hydra, run_job
+from harness import CONFIGS, cli, compose, compose_hydra, run_job, typed
 from dlrm.config import ConfigError, validate
 
 GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
@@ -14,7 +14,7 @@ GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
 @pytest.mark.parametrize("path", GROUP_FILES, ids=lambda p: f"{p.parent.name}/{p.stem}")
 def test_every_config_file_composes_and_validates(path):
     group, name = path.parent.name, path.stem
-    cfg = compose([f"{group}={name}"])
+    cfg = typed([f"{group}={name}"])
     if group == "sharding" and name == "row_wise":
         with pytest.raises(ConfigError, match="reduce_scatter"):
             validate(cfg, 1, "cpu")
@@ -49,7 +49,7 @@ BAD = [
 @pytest.mark.parametrize("overrides,message", BAD, ids=lambda x: x if isinstance(x, str) else " ".join(x))
 def test_bad_config_is_refused_with_a_message(overrides, message):
     with pytest.raises(ConfigError, match=message.replace("[", r"\[").replace("(", r"\(")):
-        validate(compose(overrides), 1, "cpu")
+        validate(typed(overrides), 1, "cpu")
 
 
 TYPE_ERRORS = [
@@ -112,7 +112,7 @@ def test_schemas_and_yaml_agree_on_every_key():
 
 def test_global_batch_not_divisible_by_world_size():
     with pytest.raises(ConfigError, match="not divisible by the world size 3"):
-        validate(compose(["trainer.batch_size=512"]), 3, "cpu")
+        validate(typed(["trainer.batch_size=512"]), 3, "cpu")
 
 
 def test_bad_config_in_a_job_records_failure_and_never_completion(tmp_path):

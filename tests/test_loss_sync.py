@@ -66,9 +66,9 @@ def test_a_preemption_between_syncs_checkpoints_at_the_next_and_resumes_to_the_s
 
 def test_the_sync_interval_is_validated_and_result_neutral():
     from dlrm.config import ConfigError, validate
-    from harness import compose
+    from harness import typed
     from runner.naming import RESULT_NEUTRAL_KEYS
 
     with pytest.raises(ConfigError, match="trainer.sync_every_steps must be a positive integer"):
-        validate(compose(["trainer.sync_every_steps=0"]), 1, "cpu")
+        validate(typed(["trainer.sync_every_steps=0"]), 1, "cpu")
     assert "trainer.sync_every_steps" in RESULT_NEUTRAL_KEYS

@@ -113,10 +113,10 @@ def test_a_lost_peer_is_told_from_a_ranks_own_error():
 
 def test_a_bad_fault_kind_is_refused():
     from dlrm.config import ConfigError, validate
-    from harness import compose
+    from harness import typed
 
     with pytest.raises(ConfigError, match="faults.fault='segv' is not known: use one of error, kill"):
-        validate(compose(["faults.fault=segv"]), 1, "cpu")
+        validate(typed(["faults.fault=segv"]), 1, "cpu")
 
 
 def _descendants(pid: int) -> list[int]:

@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from harness import REPO, compose
+from harness import REPO, compose, typed
 
 PY = ".venv/bin/python"
 
@@ -56,7 +56,7 @@ def test_every_training_command_composes_as_written_and_cpu_ones_validate(comman
         cfg = compose(list(point), with_hydra=True)
         assert cfg.hydra.launcher is not None
         if cfg.trainer.device == "cpu":
-            validate(cfg, int(cfg.launcher.nproc_per_node), "cpu")
+            validate(typed(cfg), int(cfg.launcher.nproc_per_node), "cpu")
 
 
 def test_print_the_composed_config_as_written(tmp_path):

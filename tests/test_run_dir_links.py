@@ -76,10 +76,10 @@ def test_a_rank_whose_peer_never_comes_fails_within_the_collective_timeout():
 
 def test_the_collective_timeout_is_validated_and_result_neutral():
     from dlrm.config import ConfigError, validate
-    from runner.compose import compose
+    from runner.compose import compose, typed
     from runner.naming import _is_neutral
 
-    cfg = compose(["trainer.collective_timeout_s=0"])
+    cfg = typed(compose(["trainer.collective_timeout_s=0"]))
     with pytest.raises(ConfigError, match="trainer.collective_timeout_s"):
         validate(cfg, 1, "cpu")
     assert _is_neutral("trainer.collective_timeout_s")

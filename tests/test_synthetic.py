@@ -8,20 +8,21 @@ import numpy as np
 import pytest
 
 from dlrm.batches import global_batches, rank_slice
-from dlrm.data.synthetic import SyntheticWorld, binary_entropy, spec_from_config
-from runner.compose import compose
+from dlrm.data.synthetic import SyntheticWorld, binary_entropy
+from harness import typed
 
 CARDS = [10, 100, 1000, 10000, 100000, 50, 500, 5000]
-SATURATING = spec_from_config(compose(["data=synthetic_saturating"]).data)
+SATURATING = typed(["data=synthetic_saturating"]).data
 
 
-def world(**kw) -> SyntheticWorld:
+def world(teacher_table_max_entries: int = 1 << 24, **kw) -> SyntheticWorld:
     return SyntheticWorld(dataclasses.replace(SATURATING, cardinalities=tuple(CARDS), num_eval_samples=1 << 16,
-                                              interaction_features=tuple(range(len(CARDS))), **kw))
+                                              interaction_features=tuple(range(len(CARDS))), **kw),
+                          teacher_table_max_entries)
 
 
 def test_same_seed_and_index_give_the_same_sample():
-    a, b = world(seed=7), world(seed=7)
+    a, b = world(world_seed=7), world(world_seed=7)
     x, y = a.train_arrays(1000, 1100), b.train_arrays(1000, 1100)
     np.testing.assert_array_equal(x.sparse, y.sparse)
     np.testing.assert_array_equal(x.dense, y.dense)
@@ -29,7 +30,7 @@ def test_same_seed_and_index_give_the_same_sample():
     # ...and sample i does not depend on which slice asked for it
     z = a.train_arrays(1050, 1060)
     np.testing.assert_array_equal(z.sparse, x.sparse[50:60])
-    other = world(seed=8).train_arrays(1000, 1100)
+    other = world(world_seed=8).train_arrays(1000, 1100)
     assert not np.array_equal(other.sparse, x.sparse)
 
 

@@ -16,11 +16,11 @@ import numpy as np
 import pytest
 from scipy.special import zeta
 
-from dlrm.data.synthetic import SEED_STRIDE, SyntheticWorld, spec_from_config, world_from_config
+from dlrm.data.synthetic import SEED_STRIDE, SyntheticWorld, world_from_config
 from dlrm.data.teacher import StudentSize, spectrum
-from runner.compose import compose
+from harness import typed
 
-SPEC = dataclasses.replace(spec_from_config(compose([]).data), num_eval_samples=1 << 15)
+SPEC = dataclasses.replace(typed([]).data, num_eval_samples=1 << 15)
 BASE = StudentSize(embedding_dim=16, dense_arch_width=64, over_arch_width=64)
 FULL = StudentSize(embedding_dim=SPEC.latent_dim + 1, dense_arch_width=2 * SPEC.num_dense_features,
                    over_arch_width=8)
@@ -59,7 +59,7 @@ def test_the_top_width_limits_no_part_so_its_oracle_is_flat(world):
     assert ne[2] < world.oracle(dataclasses.replace(BASE, dense_arch_width=32)).ne
 
 
-TOP_SPEC = dataclasses.replace(spec_from_config(compose(["data=synthetic_top"]).data), num_eval_samples=1 << 15)
+TOP_SPEC = dataclasses.replace(typed(["data=synthetic_top"]).data, num_eval_samples=1 << 15)
 
 
 @pytest.fixture(scope="module")
@@ -146,7 +146,7 @@ def test_the_gaussian_oracle_agrees_with_the_exact_conditional_expectation(world
 
 
 def test_seeds_move_the_training_stream_and_never_the_world_or_its_eval_set():
-    cfg = compose([]).data
+    cfg = typed([]).data
     s0, s3 = world_from_config(cfg, 0), world_from_config(cfg, 3)
     assert s0.world is s3.world  # one world, cached
     a, b = s0.train_arrays(100, 200), s3.train_arrays(100, 200)
@@ -159,10 +159,10 @@ def test_seeds_move_the_training_stream_and_never_the_world_or_its_eval_set():
 def test_the_saturating_world_is_the_first_world():
     """data=synthetic_saturating keeps the first world: its Bayes floor is the one measured
     before the new default (0.4348 nats, NE 0.7723 on the full eval set)."""
-    w = world_from_config(compose(["data=synthetic_saturating"]).data, 0)
+    w = world_from_config(typed(["data=synthetic_saturating"]).data, 0)
     assert w.bayes_logloss == pytest.approx(0.4348, abs=5e-5)
     assert w.bayes_ne == pytest.approx(0.7723, abs=5e-5)
-    assert w.data_id != world_from_config(compose([]).data, 0).data_id
+    assert w.data_id != world_from_config(typed([]).data, 0).data_id
 
 
 def test_the_realised_floor_differs_from_the_expected_one_by_the_labels_noise(world):

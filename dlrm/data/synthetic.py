@@ -27,17 +27,19 @@ the realised one.
 """
 from __future__ import annotations
 
+import json
 import math
-from dataclasses import asdict, dataclass
-from functools import cached_property, lru_cache
-from typing import Optional, Sequence
+from dataclasses import dataclass, fields
+from functools import cached_property
+from typing import Optional
 
 import numpy as np
 from scipy.special import ndtri
 
+from dlrm.config import SyntheticDataConfig
 from dlrm.data import hashing
 from dlrm.data.source import Arrays, data_id
-from dlrm.data.teacher import StudentSize, Teacher, opens_exactly
+from dlrm.data.teacher import TABLE_MAX_ENTRIES, StudentSize, Teacher, opens_exactly
 
 _STREAM_SPARSE = 1_000  # + feature word
 _STREAM_LABEL = 3_000
@@ -71,39 +73,19 @@ class Floor:
     ne_realised: float
 
 
-@dataclass(frozen=True)
-class WorldSpec:
-    """Every number that defines a world (configs/data/synthetic*.yaml; dlrm/config.py
-    SyntheticDataConfig documents each)."""
+# The fields of the data config (dlrm/config.py SyntheticDataConfig, which types and documents
+# each) that are not the world: the data set's name, the data size a run trains on, and a check
+# of data.cardinalities' length.  Every other field is the world's spec.
+NOT_THE_WORLD = ("name", "num_train_samples", "num_sparse_features")
+_AS_TYPED = {"int": int, "float": float, "bool": bool, "List[int]": lambda v: [int(x) for x in v],
+             "Optional[int]": lambda v: None if v is None else int(v)}
 
-    seed: int
-    cardinalities: Sequence[int]
-    num_dense_features: int
-    zipf_exponent: float
-    uniform_features: Sequence[int]  # features whose ids are uniform, not long-tailed
-    base_ctr: float
-    bias_scale: float
-    interaction_features: Sequence[int]
-    latent_dim: int
-    latent_spectrum_exponent: float
-    interaction_scale: float
-    top_features: Sequence[int]
-    top_terms: int
-    top_spectrum_exponent: float
-    top_scale: float
-    gated_features: Sequence[int]
-    gated_carrier_feature: Optional[int]
-    gated_open: float
-    gated_terms: int
-    gated_spectrum_exponent: float
-    gated_scale: float
-    dense_spectrum_exponent: float
-    dense_abs_scale: float
-    dense_linear_scale: float
-    exact_shares: bool  # per-id parameters standardised under each feature's id law
-    eval_offset: int
-    num_eval_samples: int
-    teacher_table_max_entries: int = 1 << 24  # a memory bound, not part of the world
+
+def world_spec(spec: SyntheticDataConfig) -> dict:
+    """What defines the world of a data config, as plain JSON values of the schema's types: the
+    fields but NOT_THE_WORLD, data.world_seed as `seed` (the name data_id has always hashed)."""
+    return {("seed" if f.name == "world_seed" else f.name): _AS_TYPED[str(f.type)](getattr(spec, f.name))
+            for f in fields(spec) if f.name not in NOT_THE_WORLD}
 
 
 class SyntheticWorld:
@@ -111,17 +93,17 @@ class SyntheticWorld:
 
     max_train_samples: Optional[int] = None
 
-    def __init__(self, spec: WorldSpec):
+    def __init__(self, spec: SyntheticDataConfig, teacher_table_max_entries: int = TABLE_MAX_ENTRIES):
         self.spec = spec
         self.cardinalities = [int(c) for c in spec.cardinalities]
         self.num_dense_features = spec.num_dense_features
         self.num_eval_samples = spec.num_eval_samples
         self.max_train_samples = spec.eval_offset
-        self.teacher = Teacher(spec)
+        self.teacher = Teacher(spec, teacher_table_max_entries)
         num_words = (len(self.cardinalities) + spec.num_dense_features + 1) // 2  # two features a hash
-        self._feature_keys = np.array([hashing.stream_key(spec.seed, _STREAM_SPARSE + w) for w in range(num_words)],
+        self._feature_keys = np.array([hashing.stream_key(spec.world_seed, _STREAM_SPARSE + w) for w in range(num_words)],
                                       dtype=np.uint64)
-        self._label_key = hashing.stream_key(spec.seed, _STREAM_LABEL)
+        self._label_key = hashing.stream_key(spec.world_seed, _STREAM_LABEL)
         self._max_ids = np.array(self.cardinalities, dtype=np.int64) - 1
         self._uniform = sorted(int(f) for f in spec.uniform_features)
         self._oracles: dict[tuple[int, int, int], Floor] = {}
@@ -129,9 +111,7 @@ class SyntheticWorld:
     @cached_property
     def data_id(self) -> str:
         """The world (every field of its spec) and its eval set."""
-        spec = {k: (list(v) if isinstance(v, (tuple, list)) else v) for k, v in asdict(self.spec).items()
-                if k != "teacher_table_max_entries"}
-        return data_id("synthetic", spec)
+        return data_id("synthetic", world_spec(self.spec))
 
     # ---------------------------------------------------------------- features
     def _ids(self, u: np.ndarray) -> np.ndarray:
@@ -294,39 +274,7 @@ class SeededStream:
         return getattr(self.world, name)
 
 
-def spec_from_config(data_cfg) -> WorldSpec:
-    return WorldSpec(
-        seed=int(data_cfg.world_seed),
-        cardinalities=tuple(int(c) for c in data_cfg.cardinalities),
-        num_dense_features=int(data_cfg.num_dense_features),
-        zipf_exponent=float(data_cfg.zipf_exponent),
-        uniform_features=tuple(int(f) for f in data_cfg.uniform_features),
-        base_ctr=float(data_cfg.base_ctr),
-        bias_scale=float(data_cfg.bias_scale),
-        interaction_features=tuple(int(f) for f in data_cfg.interaction_features),
-        latent_dim=int(data_cfg.latent_dim),
-        latent_spectrum_exponent=float(data_cfg.latent_spectrum_exponent),
-        interaction_scale=float(data_cfg.interaction_scale),
-        top_features=tuple(int(f) for f in data_cfg.top_features),
-        top_terms=int(data_cfg.top_terms),
-        top_spectrum_exponent=float(data_cfg.top_spectrum_exponent),
-        top_scale=float(data_cfg.top_scale),
-        gated_features=tuple(int(f) for f in data_cfg.gated_features),
-        gated_carrier_feature=None if data_cfg.gated_carrier_feature is None else int(data_cfg.gated_carrier_feature),
-        gated_open=float(data_cfg.gated_open),
-        gated_terms=int(data_cfg.gated_terms),
-        gated_spectrum_exponent=float(data_cfg.gated_spectrum_exponent),
-        gated_scale=float(data_cfg.gated_scale),
-        dense_spectrum_exponent=float(data_cfg.dense_spectrum_exponent),
-        dense_abs_scale=float(data_cfg.dense_abs_scale),
-        dense_linear_scale=float(data_cfg.dense_linear_scale),
-        exact_shares=bool(data_cfg.exact_shares),
-        eval_offset=int(data_cfg.eval_offset),
-        num_eval_samples=int(data_cfg.num_eval_samples),
-    )
-
-
-def validate_config(data_cfg, seed: int) -> None:
+def validate_config(data_cfg: SyntheticDataConfig, seed: int) -> None:
     """The world's own checks (dlrm.config.validate calls them before any work starts)."""
     from dlrm.errors import ConfigError
 
@@ -335,7 +283,7 @@ def validate_config(data_cfg, seed: int) -> None:
         if not isinstance(c, int) or c <= 0:
             raise ConfigError(f"data.cardinalities[{f}]={c!r} must be a positive integer")
     for key in ("interaction_features", "top_features", "gated_features", "uniform_features"):
-        bad = [f for f in data_cfg[key] if not 0 <= f < num_sparse]
+        bad = [f for f in getattr(data_cfg, key) if not 0 <= f < num_sparse]
         if bad:
             raise ConfigError(f"data.{key} has {bad}: features are numbered 0..{num_sparse - 1}")
     if data_cfg.gated_scale > 0:
@@ -355,7 +303,7 @@ def validate_config(data_cfg, seed: int) -> None:
                           f"({SEED_STRIDE} samples)")
 
 
-def _validate_gated(data_cfg, num_sparse: int) -> None:
+def _validate_gated(data_cfg: SyntheticDataConfig, num_sparse: int) -> None:
     from dlrm.errors import ConfigError
 
     carrier, gates = data_cfg.gated_carrier_feature, list(data_cfg.gated_features)
@@ -379,15 +327,22 @@ def _validate_gated(data_cfg, num_sparse: int) -> None:
                 f"cardinalities it does not divide; fix those, or set data.exact_shares=false")
 
 
-def world_from_config(data_cfg, seed: int) -> SeededStream:
+def world_from_config(data_cfg: SyntheticDataConfig, seed: int) -> SeededStream:
     """The stream of run seed `seed` in the world of the `data` config group.
 
     Worlds are cached per spec: the runs of an in-process sweep share one world, its
     memoised teacher tables, its Bayes floor and its oracles (computed once, not per run).
     """
-    return _world(spec_from_config(data_cfg)).stream(seed)
+    return _world(data_cfg).stream(seed)
 
 
-@lru_cache(maxsize=2)
-def _world(spec: WorldSpec) -> SyntheticWorld:
-    return SyntheticWorld(spec)
+_WORLDS: dict[str, SyntheticWorld] = {}  # by world spec, the two latest
+
+
+def _world(spec: SyntheticDataConfig) -> SyntheticWorld:
+    key = json.dumps(world_spec(spec), sort_keys=True)
+    if key not in _WORLDS:
+        while len(_WORLDS) >= 2:
+            _WORLDS.pop(next(iter(_WORLDS)))
+        _WORLDS[key] = SyntheticWorld(spec)
+    return _WORLDS[key]

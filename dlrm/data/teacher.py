@@ -58,6 +58,7 @@ from typing import Optional
 import numpy as np
 from scipy.special import ndtri, zeta
 
+from dlrm.config import SyntheticDataConfig
 from dlrm.data import hashing
 
 # Stream numbers: each purpose draws from its own independent stream of the world seed.
@@ -120,11 +121,17 @@ def spectrum(n: int, exponent: float, remainder_in_last: bool = True) -> np.ndar
     return w / zeta(s, 1)
 
 
+# Per-id tables larger than this many entries are hashed on the fly: a memory bound, not part of the world.
+TABLE_MAX_ENTRIES = 1 << 24
+
+
 class Teacher:
     """The teacher of one world spec (see the module docstring for the parts)."""
 
-    def __init__(self, spec):
+    def __init__(self, spec: SyntheticDataConfig, table_max_entries: int = TABLE_MAX_ENTRIES):
+        """`table_max_entries`: per-id tables larger than this are hashed on the fly (a memory bound)."""
         self.spec = spec
+        self.table_max_entries = table_max_entries
         self._memo: dict[tuple, Optional[np.ndarray]] = {}
         self.interaction_features = list(spec.interaction_features)
         self.top_features = list(spec.top_features)
@@ -139,7 +146,7 @@ class Teacher:
         # tau a quantile of their sum, so that the kinks fall where the data are.
         k = spec.top_terms if self.top_features else 0
         self.top_term_beta = np.arange(k) % max(len(self.top_features), 1)  # term k's column of the top features' betas
-        key = hashing.stream_key(spec.seed, STREAM_TOP + 100)
+        key = hashing.stream_key(spec.world_seed, STREAM_TOP + 100)
         angle = 2 * math.pi * hashing.uniform(key, np.arange(k))
         self.top_directions = np.stack([np.cos(angle), np.sin(angle)], axis=1) if k else np.zeros((0, 2))
         self.top_offsets = math.sqrt(2.0) * ndtri(hashing.uniform(key, np.arange(k, 2 * k))) if k else np.zeros(0)
@@ -154,7 +161,7 @@ class Teacher:
              if spec.dense_abs_scale > 0 else 0)
         self.dense_share = spectrum(m, spec.dense_spectrum_exponent)
         self.dense_weights = np.sqrt(self.dense_share * spec.dense_abs_scale ** 2 / VAR_ABS_STD_NORMAL)
-        w = hashing.normal(hashing.stream_key(spec.seed, STREAM_DENSE_WEIGHTS), np.arange(spec.num_dense_features + 1))
+        w = hashing.normal(hashing.stream_key(spec.world_seed, STREAM_DENSE_WEIGHTS), np.arange(spec.num_dense_features + 1))
         scale = spec.dense_linear_scale / math.sqrt(spec.num_dense_features + 1)
         self.dense_linear, self.dense_product = w[:-1] * scale, w[-1] * scale
         self.use_pair_tables = sum(cards[f] * cards[g] for f, g in self.latent_pairs) <= PAIR_TABLE_MAX_ENTRIES
@@ -167,7 +174,7 @@ class Teacher:
         pairs = [(g[i], g[j]) for i in range(len(g)) for j in range(i + 1, len(g))]
         k = spec.gated_terms if pairs else 0
         self.gated_pairs = [pairs[i % len(pairs)] for i in range(k)]
-        key = hashing.stream_key(spec.seed, STREAM_GATED + 100)
+        key = hashing.stream_key(spec.world_seed, STREAM_GATED + 100)
         self.gated_signs = np.where(hashing.uniform(key, np.arange(k)) < 0.5, -1.0, 1.0)
         self.gated_offsets = ndtri(hashing.uniform(key, np.arange(k, 2 * k))) if k else np.zeros(0)
         self.gated_share = spectrum(k, spec.gated_spectrum_exponent, remainder_in_last=False)
@@ -182,7 +189,7 @@ class Teacher:
 
     # ------------------------------------------------------------- per-id parameters
     def _normal(self, stream: int, feature: int, counters: np.ndarray) -> np.ndarray:
-        return hashing.normal(hashing.stream_key(self.spec.seed, stream + feature), counters)
+        return hashing.normal(hashing.stream_key(self.spec.world_seed, stream + feature), counters)
 
     def _bias(self, feature: int, ids: np.ndarray) -> np.ndarray:
         if feature in self.top_features or feature in self.gated_features or feature == self.gated_carrier:
@@ -194,7 +201,7 @@ class Teacher:
         return self._normal(STREAM_TOP, feature, np.asarray(ids, dtype=np.uint64))
 
     def _gated_uniform(self, feature: int, ids: np.ndarray) -> np.ndarray:
-        return hashing.uniform(hashing.stream_key(self.spec.seed, STREAM_GATED + feature), np.asarray(ids, dtype=np.uint64))
+        return hashing.uniform(hashing.stream_key(self.spec.world_seed, STREAM_GATED + feature), np.asarray(ids, dtype=np.uint64))
 
     def _gate(self, feature: int, ids: np.ndarray) -> np.ndarray:
         """1 where a gated feature's id is open (with probability gated_open), 0 else."""
@@ -231,9 +238,9 @@ class Teacher:
         return self.latent_sigma[None, :] * self._normal(STREAM_LATENT, feature, counters)
 
     def _table(self, key: tuple, entries: int, build) -> Optional[np.ndarray]:
-        """A memo of per-id values, or None when it would exceed teacher_table_max_entries."""
+        """A memo of per-id values, or None when it would exceed table_max_entries."""
         if key not in self._memo:
-            self._memo[key] = build() if entries <= self.spec.teacher_table_max_entries else None
+            self._memo[key] = build() if entries <= self.table_max_entries else None
         return self._memo[key]
 
     def id_probabilities(self, feature: int) -> np.ndarray:

@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from dlrm.config import CriteoDataConfig
 from dlrm.data.criteo import CriteoSource
 from dlrm.data.criteo.preprocess import preprocess
 from dlrm.data.criteo.source import CriteoConfigError, CriteoDataNotFoundError
@@ -28,11 +29,11 @@ def kaggle_dir(tmp_path_factory, criteo):
     return out, lines, sizes
 
 
-def cfg(path, **kw):
+def cfg(path, **kw) -> CriteoDataConfig:
     base = dict(name="criteo_kaggle", path=str(path), num_train_samples=200, num_eval_samples=20,
-                shuffle_window=0, shuffle_seed=0, num_embeddings_per_feature=None)
+                shuffle_window=0, shuffle_seed=0, num_embeddings_per_feature=None, max_ind_range=None)
     base.update(kw)
-    return base
+    return CriteoDataConfig(**base)
 
 
 def test_serves_the_training_days_in_order_and_the_eval_half(kaggle_dir, criteo):
@@ -196,10 +197,10 @@ def test_config_files_have_defaults_and_drive_the_source(name, kaggle_dir, monke
 def test_root_config_composes_with_criteo_and_dispatches(name, kaggle_dir, monkeypatch):
     """`data=criteo_*` composes with the root config; dlrm.data.make_source builds a CriteoSource."""
     from dlrm.data import make_source
-    from runner.compose import compose
+    from runner.compose import compose, typed
 
     out, _, _ = kaggle_dir
-    cfg = compose([f"data={name}", f"data.path={out}", "data.num_train_samples=96", "data.num_eval_samples=16"])
+    cfg = typed(compose([f"data={name}", f"data.path={out}", "data.num_train_samples=96", "data.num_eval_samples=16"]))
     assert cfg.data.name == name
     if name == "criteo_kaggle":
         src = make_source(cfg.data, cfg.seed)

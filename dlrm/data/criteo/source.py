@@ -16,12 +16,13 @@ import json
 import os
 import threading
 from collections import OrderedDict
-from typing import Any, Mapping, Optional, Sequence
+from typing import Any, Optional, Sequence
 
 import numpy as np
 
 from dlrm.data.criteo.format import (CAT_FEATURE_COUNT, DATASETS, DOWNLOAD_URLS, FORMAT_VERSION, INT_FEATURE_COUNT,
                                      METADATA_FILE, day_files, expected_files)
+from dlrm.config import CriteoDataConfig
 from dlrm.data.criteo.npy import npy_rows
 from dlrm.data.source import Arrays, data_id
 
@@ -45,15 +46,6 @@ def _how_to_obtain(dataset: str, path: str) -> str:
         f"    python -m dlrm.data.criteo preprocess --raw RAW_DIR --out {path} --dataset {dataset}\n"
         f"and point the config at it: data.path={path} (or set ${env})."
     )
-
-
-def _cfg_get(cfg: Any, key: str, default: Any = None) -> Any:
-    if isinstance(cfg, Mapping):
-        return cfg.get(key, default)
-    try:  # omegaconf DictConfig (attribute access also resolves interpolations)
-        return cfg.get(key, default)
-    except AttributeError:
-        return getattr(cfg, key, default)
 
 
 def _as_int_list(value: Any) -> Optional[list[int]]:
@@ -143,24 +135,24 @@ class CriteoSource:
     # ------------------------------------------------------------ construction
 
     @classmethod
-    def from_config(cls, data_cfg: Any) -> "CriteoSource":
+    def from_config(cls, data_cfg: CriteoDataConfig) -> "CriteoSource":
         """From the `data` config group (configs/data/criteo_kaggle.yaml, criteo_1tb.yaml)."""
-        name = _cfg_get(data_cfg, "name")
+        name = data_cfg.name
         if name not in DATASETS:
             raise CriteoConfigError(f"data.name must be one of {sorted(DATASETS)}, got {name!r}")
-        path = _cfg_get(data_cfg, "path")
+        path = data_cfg.path
         if path in (None, "", "???"):
             raise CriteoDataNotFoundError(
                 f"data.path is not set for {name}.\n" + _how_to_obtain(DATASETS[name], "OUT_DIR"))
         return cls(
             path=path,
             dataset=name,
-            num_train_samples=_cfg_get(data_cfg, "num_train_samples"),
-            num_eval_samples=_cfg_get(data_cfg, "num_eval_samples", 1 << 20),
-            shuffle_window=_cfg_get(data_cfg, "shuffle_window", DEFAULT_SHUFFLE_WINDOW) or 0,
-            shuffle_seed=_cfg_get(data_cfg, "shuffle_seed", 0) or 0,
-            num_embeddings_per_feature=_as_int_list(_cfg_get(data_cfg, "num_embeddings_per_feature")),
-            max_ind_range=_cfg_get(data_cfg, "max_ind_range"),
+            num_train_samples=data_cfg.num_train_samples,
+            num_eval_samples=data_cfg.num_eval_samples,
+            shuffle_window=data_cfg.shuffle_window or 0,
+            shuffle_seed=data_cfg.shuffle_seed or 0,
+            num_embeddings_per_feature=_as_int_list(data_cfg.num_embeddings_per_feature),
+            max_ind_range=data_cfg.max_ind_range,
         )
 
     def _load_metadata(self) -> dict:
