@@ -76,19 +76,10 @@ def _recorded_data_id(run_dir: Path) -> Optional[str]:
     return summary.get("data_id")
 
 
-def _as_written_now(old: DictConfig) -> DictConfig:
-    """A config.yaml of a run written before the fault-injection keys moved from the `debug`
-    group to `faults` (debug is now a profile that sets other keys): read as written now."""
-    if isinstance(old, DictConfig) and "debug" in old and "faults" not in old:
-        old.faults = old.debug
-        del old["debug"]
-    return old
-
-
 def decide(cfg: DictConfig, run_dir: Path, data_id: Optional[str] = None) -> Optional[Status]:
     """Under the lock: None to train (a fresh start, a resume or a retry), else the outcome.
     `data_id`: this config's (data_id_of), when the caller has it already."""
-    old = _recorded(run_dir, rundir.CONFIG_FILE, lambda p: _as_written_now(OmegaConf.load(p)))
+    old = _recorded(run_dir, rundir.CONFIG_FILE, OmegaConf.load)  # old group names: naming.GROUPS_RENAMED
     if old is not None:
         diff = naming.result_relevant_diff(old, OmegaConf.create(frozen_config(cfg)))
         if diff:
