@@ -32,7 +32,7 @@ pytestmark = pytest.mark.filterwarnings("ignore:.*an autograd kernel was not reg
 TINY = ["data.num_eval_samples=4096", "trainer.log_every_samples=1000000000"]
 PREFIX = "data.num_eval_samples=4096,"  # every run name of these sweeps starts with this override
 RUN_FILES = ("config.yaml", "metrics.jsonl", "summary.json", "env.json")
-TABLE_RUN_WIDTH = 48  # runner/report.format_table's run column
+TABLE_RUN_WIDTH = 48  # the run column of format_table (runner/report.py)
 TRAINING_LINE = re.compile(r"step \d+ +\d+/\d+ samples")  # the loop's progress line: a run really trained
 
 
