@@ -8,7 +8,7 @@ zero_grad hands it to the fused embedding kernels before their in-backward updat
 all-to-all with the current step.  It pays on GPUs; on CPU there are no streams to
 overlap (measured 0.94-1.06x, docs/PERFORMANCE.md), so `trainer.pipeline=auto` uses it on
 CUDA only.  It trains the same batches in the same order with the same step, so its
-result equals the plain loop's (tests/test_distributed.py).
+result equals the plain loop's (tests/app/test_distributed.py).
 """
 from __future__ import annotations
 

@@ -16,9 +16,9 @@ a width-W top alone would miss the terms past W - 2, ~W^-r), but DLRM does not n
 the dot of feature f's embedding with the dense arch's output, sum_j e_j(id) d_j(z), is any
 rank-d function of (id, z), and the bottom MLP forms the kinks in z.  A per-feature sum of
 kinks in a scalar beta_f(id) and 2 dense features is a smooth kernel of low rank, which a
-narrow top learns as well as a wide one (tests/test_train.py trains both).  So no student
+narrow top learns as well as a wide one (tests/training/test_train.py trains both).  So no student
 size of a sweep misses them: the oracle counts them as seen, the part costs data only, and
-the top width has no planted law on them (tests/test_world.py).  Only the bottom MLP sees
+the top width has no planted law on them (tests/training/test_world.py).  Only the bottom MLP sees
 the dense features before the embedding-wide bottleneck, so the embedding dim and the
 bottom width meet a part of their own, with their own exponents (p, q).  A top feature has
 no bias of its own: its main effect comes from its terms.

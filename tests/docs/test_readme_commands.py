@@ -4,7 +4,7 @@ Commands that are cheap run exactly as written (`--cfg job`, the analysis CLI an
 installed script on run dirs of the demo's shape). Commands whose runs are too long for the
 test budget (full-size runs and sweeps), or that need a GPU or SLURM, are composed as
 written through the real config tree, and the CPU ones validated: a mistyped key, group or
-value in the README fails here. The torchrun lines run as written in tests/test_distributed.py,
+value in the README fails here. The torchrun lines run as written in tests/app/test_distributed.py,
 `make demo` / `make test` in CI.
 """
 from __future__ import annotations

@@ -8,7 +8,7 @@ import re
 import subprocess
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 TEXT_SUFFIXES = {".py", ".md", ".yaml", ".yml", ".sh", ".toml", ".cfg", ".txt", ".ini"}
 TEXT_NAMES = {"Makefile", "run"}  # .ci/run
 _SKIP_DIRS = ("tests/analysis/data/",)  # measured fixtures, not prose

@@ -15,7 +15,7 @@ import pytest
 import rundir
 from runner.lock import RunLock, RunLocked
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 PRECIOUS = "someone else's file\n"
 
 

@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 
 STEP_CASES = ["harness", "harness_table_wise", "harness_pipeline", "harness_alt_threads", "baseline", "end_to_end",
               "end_to_end_alt_threads", "gen_chunk_batch", "gen_chunk_batch_kjt", "gen_chunk_65536"]

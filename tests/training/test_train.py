@@ -18,7 +18,7 @@ N = 65536
 # 1 against 2 ranks compare on the first world: its runs are smooth in the initial point, so a
 # difference means a real difference.  On the default world, where the capacity parts are
 # learned out of a saddle, rounding differences between 1 and 2 ranks grow to ~0.0075 NE at
-# 2^16 samples (tests/test_distributed.py compares 2 nodes with 1 rank there, within 0.005).
+# 2^16 samples (tests/app/test_distributed.py compares 2 nodes with 1 rank there, within 0.005).
 SATURATING = ["data=synthetic_saturating"]
 
 

@@ -1,5 +1,5 @@
 """The planted worlds: determinism, rank slices, the long tail, the exact Bayes floor (here
-on a small version of the saturating world; tests/test_world.py has the new world's laws)."""
+on a small version of the saturating world; tests/training/test_world.py has the new world's laws)."""
 from __future__ import annotations
 
 import dataclasses
