@@ -97,7 +97,7 @@ def typed(cfg: DictConfig) -> Config:
         with open_dict(cfg):
             del cfg["hydra"]
     if OmegaConf.get_type(cfg) is not Config:
-        plain = OmegaConf.to_container(cfg, resolve=True)
+        plain = naming.current_config(OmegaConf.to_container(cfg, resolve=True))
         data = plain.pop("data")
         cfg = OmegaConf.merge(OmegaConf.structured(Config), plain)
         cfg.data = OmegaConf.merge(OmegaConf.structured(DATA_SOURCES[data["name"]].schema), data)

@@ -9,6 +9,7 @@ same name on every launch, which is what lets a relaunched sweep find its runs.
 """
 from __future__ import annotations
 
+import copy
 import hashlib
 import re
 
@@ -91,22 +92,26 @@ def _flatten(cfg, prefix: str = "") -> dict:
     return out
 
 
-def _current_names(flat: dict) -> dict:
-    """A flattened config with the keys of renamed groups under their new names."""
+def current_config(plain: dict) -> dict:
+    """A config.yaml read back (a plain container) in today's terms: renamed groups under
+    their new names, keys added later at the value every run before them had."""
     out = {}
-    for key, value in flat.items():
-        group, dot, rest = key.partition(".")
-        new_group = GROUPS_RENAMED.get(group)
-        if dot and new_group and not any(k.startswith(new_group + ".") for k in flat):
-            key = f"{new_group}.{rest}"
-        out[key] = value
+    for key, value in copy.deepcopy(plain).items():
+        new_name = GROUPS_RENAMED.get(key)
+        out[new_name if new_name and new_name not in plain else key] = value
+    for key, value in KEYS_ADDED_LATER.items():
+        node = out
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node.setdefault(leaf, value)
     return out
 
 
 def result_relevant_diff(old: DictConfig, new: DictConfig) -> list[str]:
     """'key: old -> new' for every differing key that changes what a run computes."""
-    a = {**KEYS_ADDED_LATER, **_current_names(_flatten(old))}
-    b = {**KEYS_ADDED_LATER, **_current_names(_flatten(new))}
+    a, b = (_flatten(current_config(OmegaConf.to_container(c, resolve=True) if isinstance(c, DictConfig) else c))
+            for c in (old, new))
     diffs = []
     for key in sorted(set(a) | set(b)):
         # A knob that a config written before it existed lacks, and that is null (off) in

@@ -76,3 +76,19 @@ def test_a_run_recorded_with_the_old_debug_group_is_still_that_run(tmp_path):
     (tmp_path / rundir.CONFIG_FILE).write_text(OmegaConf.to_yaml(old))
     rundir.atomic_write_json(tmp_path / rundir.SUMMARY_FILE, {"status": "completed"})
     assert decide(cfg, tmp_path, data_id="x") == Status.SKIPPED
+
+
+def test_a_config_yaml_of_an_older_version_reads_back_as_todays_typed_config(tmp_path):
+    """A torchrun worker resuming an older run reads its config.yaml back: the old fault group
+    and a key added later (model.dense_arch_output) read as today's, not as an unknown key or
+    a missing value."""
+    from runner.compose import typed
+    from runner.job import frozen_config
+
+    old = OmegaConf.create(frozen_config(compose(["faults.nan_update_only=true"])))
+    old.debug = old.faults
+    del old["faults"]
+    del old.model["dense_arch_output"]
+    (tmp_path / "config.yaml").write_text(OmegaConf.to_yaml(old))
+    cfg = typed(OmegaConf.load(tmp_path / "config.yaml"))
+    assert cfg.faults.nan_update_only is True and cfg.model.dense_arch_output == "relu"
