@@ -27,7 +27,8 @@ from typing import Any, NoReturn, Optional
 from omegaconf import DictConfig, OmegaConf
 
 import rundir
-from dlrm.config import ConfigError, validate
+from dlrm.config import ConfigError
+from dlrm.validate import validate
 from rundir import Status
 from runner import hydra_output, naming, rank_errors
 from runner.compose import typed

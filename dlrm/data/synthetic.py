@@ -275,7 +275,7 @@ class SeededStream:
 
 
 def validate_config(data_cfg: SyntheticDataConfig, seed: int) -> None:
-    """The world's own checks (dlrm.config.validate calls them before any work starts)."""
+    """The world's own checks (dlrm.validate.validate calls them before any work starts)."""
     from dlrm.errors import ConfigError
 
     num_sparse = len(data_cfg.cardinalities)

@@ -7,7 +7,8 @@ import shlex
 import pytest
 
 from harness import REPO, cli, compose, typed
-from dlrm.config import ConfigError, validate
+from dlrm.config import ConfigError
+from dlrm.validate import validate
 
 
 def _refusal(proc) -> str:

@@ -112,7 +112,8 @@ def test_a_lost_peer_is_told_from_a_ranks_own_error():
 
 
 def test_a_bad_fault_kind_is_refused():
-    from dlrm.config import ConfigError, validate
+    from dlrm.config import ConfigError
+    from dlrm.validate import validate
     from harness import typed
 
     with pytest.raises(ConfigError, match="faults.fault='segv' is not known: use one of error, kill"):

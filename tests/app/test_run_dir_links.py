@@ -75,7 +75,8 @@ def test_a_rank_whose_peer_never_comes_fails_within_the_collective_timeout():
 
 
 def test_the_collective_timeout_is_validated_and_result_neutral():
-    from dlrm.config import ConfigError, validate
+    from dlrm.config import ConfigError
+    from dlrm.validate import validate
     from runner.compose import compose, typed
     from runner.naming import _is_neutral
 

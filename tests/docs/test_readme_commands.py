@@ -46,7 +46,7 @@ def test_the_readme_shows_the_commands_these_tests_cover():
 
 @pytest.mark.parametrize("command", TRAIN, ids=range(len(TRAIN)))
 def test_every_training_command_composes_as_written_and_cpu_ones_validate(command):
-    from dlrm.config import validate
+    from dlrm.validate import validate
 
     args = [a for a in shlex.split(command)[3:] if a not in ("-m", "--cfg", "job")]
     # A multirun's comma lists: every point of the product composes (a quoted value is one value).

@@ -6,7 +6,8 @@ import json
 import pytest
 
 from harness import CONFIGS, cli, compose, compose_hydra, run_job, typed
-from dlrm.config import ConfigError, validate
+from dlrm.config import ConfigError
+from dlrm.validate import validate
 
 GROUP_FILES = sorted(p for p in CONFIGS.glob("*/*.yaml"))
 

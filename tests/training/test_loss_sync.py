@@ -65,7 +65,8 @@ def test_a_preemption_between_syncs_checkpoints_at_the_next_and_resumes_to_the_s
 
 
 def test_the_sync_interval_is_validated_and_result_neutral():
-    from dlrm.config import ConfigError, validate
+    from dlrm.config import ConfigError
+    from dlrm.validate import validate
     from harness import typed
     from runner.naming import RESULT_NEUTRAL_KEYS
 
