@@ -123,7 +123,7 @@ JOINT_P_FIELD = {**{a.name: a.joint_params_field for a in rundir.SCALING_AXES if
                  "params": "params_total"}
 
 _COUNTS_ONLY_FIELDS = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
-                       "lr_warmup_samples", "lr_schedule")
+                       "lr_warmup_samples", "lr_schedule", "dense_precision")
 
 
 def _counts_only(r: dict) -> bool:

@@ -27,7 +27,7 @@ from analysis.values import finite_number, freeze
 IDENTITY_FIELDS = (
     "model", "data_id", *(a.summary_field for a in rundir.SCALING_AXES if a.kind != "data"),
     "dense_arch_layer_sizes", "over_arch_layer_sizes", "dense_arch_output", "batch_size", "embedding_optimizer", "embedding_lr",
-    "dense_optimizer", "dense_lr", "lr_warmup_samples", "lr_schedule", "seed",
+    "dense_optimizer", "dense_lr", "lr_warmup_samples", "lr_schedule", "dense_precision", "seed",
 )
 # Fields of the final summary that describe the whole run, not the model after n samples.
 _RUN_ONLY_FIELDS = ("wall_seconds", "setup_seconds", "train_seconds", "train_loss_last",

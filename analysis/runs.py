@@ -178,6 +178,7 @@ def normalise(summary: dict) -> dict:
     if record.get("data_id") is None:
         record["data_id"] = record["data"]
     record.setdefault("dense_arch_output", "relu")
+    record.setdefault("dense_precision", "fp32")  # summaries before the key trained in float32
     return record
 
 

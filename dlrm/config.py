@@ -121,6 +121,14 @@ class TrainerConfig:
     tensorboard: bool = MISSING
     num_threads: Optional[int] = MISSING  # torch intra-op threads (null: torch's default)
     prefetch_batches: int = MISSING  # batches generated ahead in a background thread
+    # A shared cache of generated training streams (dlrm/data/stream_cache.py; null: off): the
+    # runs of a sweep that train on one (world, seed) stream generate it once.  Result-neutral.
+    stream_cache_dir: Optional[str] = MISSING
+    stream_cache_max_gb: float = MISSING  # the cache writes no more blocks past this size
+    # The dense part's arithmetic (MLPs and interaction): fp32 | bf16 (torch.autocast; the
+    # tables, the loss and the optimizer states stay float32).  bf16 pays on GPUs and on CPUs
+    # with native bf16 matmuls; on others it is slower (docs/PERFORMANCE.md).
+    dense_precision: str = MISSING
     device: str = MISSING  # cpu | cuda
     # Seconds a rank waits in the process group's set-up and collectives for a peer before it
     # fails (a dead peer on another node otherwise holds the others for NCCL's 10 / gloo's 30 min).

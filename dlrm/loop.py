@@ -17,7 +17,6 @@ from pathlib import Path
 from typing import Any, Optional
 
 import torch
-from torchrec.models.dlrm import DLRMTrain
 
 import rundir
 from dlrm import distributed
@@ -25,10 +24,11 @@ from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank
 from dlrm.checkpoint import Checkpointer
 from dlrm.config import Config, DataConfig, TrainerConfig
 from dlrm.data import make_source
+from dlrm.data.stream_cache import CachedStream
 from dlrm.distributed import DistInfo
 from dlrm.faults import Faults
 from dlrm.metrics import evaluate
-from dlrm.model import ModelShape, build_model, shape_from_config
+from dlrm.model import ModelShape, PrecisionDLRMTrain, build_model, shape_from_config
 from dlrm.progress import Progress
 from dlrm.schedule import Every, eval_schedule, warmup_scale
 from dlrm.sharding import init_tables, shard
@@ -80,9 +80,11 @@ def build(cfg: Config, info: DistInfo, source: Any = None) -> Trainable:
     if tcfg.num_threads:
         torch.set_num_threads(int(tcfg.num_threads))
     source = source if source is not None else make_source(cfg.data, cfg.seed)
+    if tcfg.stream_cache_dir and hasattr(source, "stream_id"):  # synthetic streams: a pure function of the index
+        source = CachedStream(source, tcfg.stream_cache_dir, int(tcfg.stream_cache_max_gb * 2**30))
     shape = shape_from_config(cfg.model, source.cardinalities, source.num_dense_features)
     torch.manual_seed(cfg.seed)  # the same init on every rank; DDP broadcasts rank 0's dense params anyway
-    model = DLRMTrain(build_model(shape, info.device))
+    model = PrecisionDLRMTrain(build_model(shape, info.device), tcfg.dense_precision, info.device.type)
     table_names = [c.name for c in model.model.sparse_arch.embedding_bag_collection.embedding_bag_configs()]
     model, optimizer, plan = shard(model, tcfg, cfg.sharding.type, info, table_names)
     init_tables(model, int(cfg.seed))

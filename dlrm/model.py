@@ -23,7 +23,7 @@ from dataclasses import dataclass, replace
 from typing import Callable, Optional, Sequence
 
 import torch
-from torchrec.models.dlrm import DLRM, DLRM_DCN, InteractionArch
+from torchrec.models.dlrm import DLRM, DLRM_DCN, DLRMTrain, InteractionArch
 from torchrec.modules.embedding_configs import EmbeddingBagConfig, PoolingType
 from torchrec.modules.embedding_modules import EmbeddingBagCollection
 from torchrec.modules.mlp import MLP
@@ -263,3 +263,33 @@ def linear_output_mlp(in_features: int, layer_sizes: Sequence[int], device: torc
     hidden = [MLP(in_features, sizes[:-1], bias=True, activation="relu", device=device)] if len(sizes) > 1 else []
     last_in = sizes[-2] if len(sizes) > 1 else in_features
     return torch.nn.Sequential(*hidden, torch.nn.Linear(last_in, sizes[-1], bias=True, device=device))
+
+
+# The dense part's arithmetic (trainer.dense_precision): the autocast dtype, None for float32.
+DENSE_PRECISIONS: dict[str, Optional[torch.dtype]] = {"fp32": None, "bf16": torch.bfloat16}
+
+
+class PrecisionDLRMTrain(DLRMTrain):
+    """TorchRec's DLRMTrain with the dense part under torch.autocast at `precision`.
+
+    Autocast casts only the matmul-like ops (the MLPs' linears, the interaction's bmm); the
+    tables, their fused optimizer and the dense optimizer's states stay float32, and the
+    logits are cast back to float32 before the loss.  At fp32 it is DLRMTrain op for op, and
+    the module tree (so the state_dict and every checkpoint) is DLRMTrain's either way.
+    """
+
+    def __init__(self, dlrm_module: torch.nn.Module, precision: str = "fp32", device_type: str = "cpu"):
+        super().__init__(dlrm_module)
+        if precision not in DENSE_PRECISIONS:
+            raise ValueError(f"dense precision must be one of {tuple(DENSE_PRECISIONS)}, got {precision!r}")
+        self.autocast_dtype = DENSE_PRECISIONS[precision]
+        self.device_type = device_type
+
+    def forward(self, batch):
+        if self.autocast_dtype is None:
+            return super().forward(batch)
+        with torch.autocast(self.device_type, dtype=self.autocast_dtype):
+            logits = self.model(batch.dense_features, batch.sparse_features)
+        logits = logits.float().squeeze(-1)
+        loss = self.loss_fn(logits, batch.labels.float())
+        return loss, (loss.detach(), logits.detach(), batch.labels.detach())

@@ -52,6 +52,7 @@ def run_summary(cfg: Config, t: Any, final_eval: dict, bookkeeping: dict) -> dic
         "dense_lr": float(tcfg.dense_lr),
         "lr_warmup_samples": int(tcfg.lr_warmup_samples),
         "lr_schedule": LR_SCHEDULE,
+        "dense_precision": tcfg.dense_precision,
         "intermediate_evals_usable": not LR_SCHEDULE_DEPENDS_ON_N,
         **param_counts(shape),
         "flops_per_sample": fps,

@@ -129,7 +129,7 @@ def validate(cfg: Config, world_size: int, device_type: str) -> None:
     registries imports torch and torchrec: validation runs where training will.
     """
     from dlrm.data import DATA_SOURCES
-    from dlrm.model import MODEL_NAMES
+    from dlrm.model import DENSE_PRECISIONS, MODEL_NAMES
     from dlrm.sharding import CPU_EMBEDDING_OPTIMIZERS, DENSE_OPTIMIZERS, EMBEDDING_OPTIMIZERS, SHARDING_TYPES
 
     for key in ("model.embedding_dim", "model.mlp_width", "model.mlp_depth", "data.num_train_samples",
@@ -163,6 +163,8 @@ def validate(cfg: Config, world_size: int, device_type: str) -> None:
     _one_of(cfg.faults.fault, "faults.fault", FAULTS)
     _one_of(cfg.trainer.progress_bar, "trainer.progress_bar", ("auto", True, False))
     _one_of(cfg.trainer.pipeline, "trainer.pipeline", ("auto", True, False))
+    _one_of(cfg.trainer.dense_precision, "trainer.dense_precision", tuple(DENSE_PRECISIONS))
+    _positive_float(cfg, "trainer.stream_cache_max_gb")
     if cfg.sharding.type == "row_wise" and device_type != "cuda":
         raise ConfigError(
             "sharding.type=row_wise needs a GPU: its backward uses reduce_scatter, which the gloo "

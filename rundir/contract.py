@@ -92,6 +92,7 @@ SUMMARY_FIELDS: dict[str, str] = {
     "lr_warmup_samples": "linear warm-up of both learning rates, in samples",
     "lr_schedule": "the schedule after warm-up (constant: independent of N)",
     "intermediate_evals_usable": "true when an eval at n samples equals the final eval of an n-sample run",
+    "dense_precision": "the dense part's arithmetic: fp32, or bf16 (autocast); absent: fp32",
     # size and cost
     "params_embedding": "embedding parameters",
     "params_dense": "dense (MLP and interaction) parameters",

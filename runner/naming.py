@@ -26,6 +26,7 @@ _MAX_NAME = 200
 RESULT_NEUTRAL_KEYS = (
     "out_root", "sweep_name", "retry_failed", "launcher", "trainer.progress_bar", "trainer.log_every_samples",
     "trainer.checkpoint_every_samples", "trainer.checkpoint_every_minutes", "trainer.prefetch_batches",
+    "trainer.stream_cache_dir", "trainer.stream_cache_max_gb",  # the same samples, read instead of generated
     "trainer.tensorboard", "trainer.num_threads", "trainer.collective_timeout_s", "trainer.sync_every_steps", "trainer.eval_batch_size", "data.path",
     "trainer.eval_log_spaced_from", "trainer.eval_log_spaced_per_octave",  # more evals, the same run
     "faults.sigterm_at_step",  # a preemption: the resumed run is bit-identical to an uninterrupted one
@@ -34,7 +35,8 @@ RESULT_NEUTRAL_KEYS = (
 )
 # Keys added after configs were first written, with the value every run before them had: a
 # config that lacks one is that run, so it still resumes and is still skipped when done.
-KEYS_ADDED_LATER = {"model.dense_arch_output": "relu"}
+KEYS_ADDED_LATER = {"model.dense_arch_output": "relu", "trainer.dense_precision": "fp32",
+                    "trainer.stream_cache_dir": None, "trainer.stream_cache_max_gb": 4.0}
 # Config groups renamed since configs were first written (old name: new name): a config.yaml
 # that holds the old group is read under the new name, so its run still resumes and is skipped.
 GROUPS_RENAMED = {"debug": "faults"}

@@ -5,9 +5,11 @@ import bench_common as bc
 from bench_step import GEN_CHUNK
 
 TARGETS = {
-    "harness_vs_baseline": 1.2,  # harness step / plain-PyTorch step, at least
-    "end_to_end_vs_step": 0.8,  # with generation in the loop / pure step, at least
+    "harness_vs_baseline": 2.0,  # harness step / plain-PyTorch step, at least
+    "end_to_end_vs_step": 0.9,  # with generation in the loop / pure step, at least
+    "end_to_end_cached_vs_step": 0.9,  # the same, the stream read from the block cache, at least
     "generation_vs_training": 10.0,  # generation (+ BatchMaker) / training step, at least
+    "fraction_of_peak": 0.40,  # dense FLOP/s / float32 matmul peak at the largest batch, at least
     "run_overhead_in_sweep_s": 2.0,  # start of a warm in-process run to its first step, at most
 }
 _s = bc.fmt_spread
@@ -22,11 +24,16 @@ def _ok(value, target, at_least: bool) -> str:
 
 def evaluate_targets(res: dict) -> dict:
     t: dict = {}
-    for key in ("harness_vs_baseline", "end_to_end_vs_step", "generation_vs_training"):
+    for key in ("harness_vs_baseline", "end_to_end_vs_step", "end_to_end_cached_vs_step", "generation_vs_training"):
         for b, sec in res["step"].items():
             v = sec["ratios"][key]["median"]
             t[f"{key}@{b}"] = {"value": v, "target": TARGETS[key], "at_least": True,
                                "verdict": _ok(v, TARGETS[key], True)}
+    if res["step"]:
+        b = max(res["step"], key=int)
+        v = res["step"][b]["roofline"]["fraction_of_peak"]["median"]
+        t[f"fraction_of_peak@{b}"] = {"value": v, "target": TARGETS["fraction_of_peak"], "at_least": True,
+                                      "verdict": _ok(v, TARGETS["fraction_of_peak"], True)}
     o = res.get("overhead") or {}
     v = (o.get("in_process_warm") or {}).get("to_first_step_s")
     target = TARGETS["run_overhead_in_sweep_s"]
@@ -45,14 +52,18 @@ def _step_lines(b: str, sec: dict) -> list[str]:
         ("  same, TrainPipelineSparseDist", "harness_pipeline", ("x baseline", rt["harness_pipeline_vs_baseline"])),
         (f"  same, {sec['alt_threads']} threads", "harness_alt_threads",
          ("x harness", rt["harness_alt_threads_vs_harness"])),
+        ("  same, trainer.dense_precision=bf16", "harness_bf16", ("x harness", rt["harness_bf16_vs_harness"])),
         ("baseline: plain PyTorch DLRM", "baseline", None),
         ("end to end: prefetch+train_batch+step", "end_to_end", ("x step", rt["end_to_end_vs_step"])),
         (f"  same, {sec['alt_threads']} threads", "end_to_end_alt_threads",
          ("x step", rt["end_to_end_alt_threads_vs_step"])),
+        ("  same, stream from the block cache", "end_to_end_cached", ("x step", rt["end_to_end_cached_vs_step"])),
         (f"generation train_arrays, chunk {b}", "gen_chunk_batch", ("x step", rt["generation_arrays_only_vs_training"])),
         ("  + BatchMaker (train_batch: the prefetch job)", "gen_chunk_batch_kjt",
          ("x step", rt["generation_vs_training"])),
         (f"generation train_arrays, chunk {GEN_CHUNK}", "gen_chunk_65536", ("x step", rt["generation_65536_vs_training"])),
+        ("block cache read + BatchMaker (a stream's 2nd run)", "gen_cached_batch_kjt",
+         ("x step", rt["cached_generation_vs_training"])),
     ]
     lines.append(f"  {'case':<48} {'samples/s':>22}   {'ratio':>24}")
     for label, key, ratio in rows:

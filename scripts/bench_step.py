@@ -10,7 +10,9 @@ model and optimizer.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
+import tempfile
 
 import torch
 
@@ -18,8 +20,9 @@ import bench_common as bc
 from bench_baseline import baseline_batch, build_baseline
 
 GEN_CHUNK = 65536
-STEP_CASES = ("harness", "harness_table_wise", "harness_pipeline", "harness_alt_threads", "baseline", "end_to_end",
-              "end_to_end_alt_threads", "gen_chunk_batch", "gen_chunk_batch_kjt", "gen_chunk_65536")
+STEP_CASES = ("harness", "harness_table_wise", "harness_pipeline", "harness_alt_threads", "harness_bf16", "baseline",
+              "end_to_end", "end_to_end_alt_threads", "end_to_end_cached", "gen_chunk_batch", "gen_chunk_batch_kjt",
+              "gen_chunk_65536", "gen_cached_batch_kjt")
 CPU_ONLY = ("harness_alt_threads", "end_to_end_alt_threads")
 
 
@@ -53,6 +56,8 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
 
         tp = build(cfg, info, t.source)
         pipe = TrainPipelineSparseDist(tp.model, tp.optimizer, tp.info.device)
+    if "harness_bf16" in wanted:  # the dense part under bf16 autocast (trainer.dense_precision)
+        built["harness_bf16"] = build(typed(compose(overrides + ["trainer.dense_precision=bf16"])), info, t.source)
     base = build_baseline(t.shape, cfg.trainer, device) if "baseline" in wanted else None
 
     steps = max(2, args.window_samples // batch_size)
@@ -86,15 +91,38 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
             base.step(b)
         return samples
 
-    def e2e_case() -> float:
+    def e2e(source_of, start: int) -> float:
         """The loop's data path and step: prefetch thread -> train_batch -> step -> loss read-out."""
-        start = next_range(samples)
         n = 0
         for size, batch in prefetch(global_batches(start + samples, batch_size, start),
-                                    lambda item: (item[1], t.train_batch(*item)), depth):
+                                    lambda item: (item[1], source_of.train_batch(*item)), depth):
             float(train_step(t.model, t.optimizer, batch))
             n += size
         return n
+
+    def e2e_case() -> float:
+        return e2e(t, next_range(samples))
+
+    # A run whose (world, seed) stream another run of the sweep generated: its batches come
+    # from the block cache (trainer.stream_cache_dir), filled once here, before the timing.
+    cache_dir = tempfile.TemporaryDirectory(prefix="bench_stream_cache_")
+    cached_window = [next_range(samples)]
+    tc = None
+    if {"gen_cached_batch_kjt", "end_to_end_cached"} & set(wanted):
+        from dlrm.data.stream_cache import CachedStream
+
+        tc = dataclasses.replace(t, source=CachedStream(t.source, cache_dir.name, max_bytes=2 ** 34))
+        for s in range(cached_window[0], cached_window[0] + samples, batch_size):
+            tc.train_batch(s, batch_size)
+
+    def cached_gen_case() -> float:
+        start = cached_window[0]
+        for s in range(start, start + samples, batch_size):
+            tc.train_batch(s, batch_size)
+        return samples
+
+    def e2e_cached_case() -> float:
+        return e2e(tc, cached_window[0])
 
     def gen_case(chunk: int, total: int, with_maker: bool):
         def run() -> float:
@@ -125,6 +153,8 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
         "baseline": lambda: baseline_case,
         "end_to_end": lambda: e2e_case,
         "end_to_end_alt_threads": lambda: alt(e2e_case),
+        "end_to_end_cached": lambda: e2e_cached_case,
+        "gen_cached_batch_kjt": lambda: cached_gen_case,
         "gen_chunk_batch": lambda: gen_case(batch_size, samples, with_maker=False),
         "gen_chunk_batch_kjt": lambda: gen_case(batch_size, samples, with_maker=True),
         "gen_chunk_65536": lambda: gen_case(GEN_CHUNK, GEN_CHUNK, with_maker=False),
@@ -135,6 +165,7 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
     cases["matmul"] = bc.matmul_window(n_mm, reps_mm, device)
 
     rates = bc.interleaved(cases, rounds=args.rounds, warmup_rounds=1, device=device)
+    cache_dir.cleanup()
     fps = flops_per_sample(t.shape)
     primary = "harness_pipeline" if device.type == "cuda" and pipe is not None else "harness"
     out: dict = {
@@ -166,6 +197,9 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
         "harness_table_wise_vs_baseline": r(tw, "baseline"),
         "harness_pipeline_vs_baseline": r("harness_pipeline", "baseline"),
         "harness_alt_threads_vs_harness": r("harness_alt_threads", "harness"),
+        "harness_bf16_vs_harness": r("harness_bf16", "harness"),
+        "end_to_end_cached_vs_step": r("end_to_end_cached", "harness"),
+        "cached_generation_vs_training": r("gen_cached_batch_kjt", primary),
         "end_to_end_vs_step": r("end_to_end", "harness"),
         "end_to_end_alt_threads_vs_step": r("end_to_end_alt_threads", "harness"),
         "generation_vs_training": r("gen_chunk_batch_kjt", primary),

@@ -270,6 +270,11 @@ class SeededStream:
                              f"[0, {self.max_train_samples})")
         return self.world.train_arrays(self.offset + start, self.offset + stop)
 
+    @property
+    def stream_id(self) -> str:
+        """The world (its data_id) and this seed: the samples of train_arrays are a function of it."""
+        return f"{self.world.data_id}-seed{self.seed}"
+
     def __getattr__(self, name: str):  # eval set, floors, oracle, data_id: the world's
         return getattr(self.world, name)
 

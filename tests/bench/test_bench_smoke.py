@@ -11,10 +11,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 
-STEP_CASES = ["harness", "harness_table_wise", "harness_pipeline", "harness_alt_threads", "baseline", "end_to_end",
-              "end_to_end_alt_threads", "gen_chunk_batch", "gen_chunk_batch_kjt", "gen_chunk_65536"]
+STEP_CASES = ["harness", "harness_table_wise", "harness_pipeline", "harness_alt_threads", "harness_bf16", "baseline",
+              "end_to_end", "end_to_end_alt_threads", "end_to_end_cached", "gen_chunk_batch", "gen_chunk_batch_kjt",
+              "gen_chunk_65536", "gen_cached_batch_kjt"]
 RATIOS = ["harness_vs_baseline", "harness_table_wise_vs_baseline", "harness_pipeline_vs_baseline",
-          "harness_alt_threads_vs_harness", "end_to_end_vs_step", "end_to_end_alt_threads_vs_step",
+          "harness_alt_threads_vs_harness", "harness_bf16_vs_harness", "end_to_end_vs_step",
+          "end_to_end_alt_threads_vs_step", "end_to_end_cached_vs_step", "cached_generation_vs_training",
           "generation_vs_training", "generation_arrays_only_vs_training", "generation_65536_vs_training"]
 SPREAD = ["median", "min", "max", "p25", "p75", "n"]
 LAUNCH = ["wall_s", "to_first_step_s", "before_train_s", "setup_s", "train_s", "after_train_s", "overhead_s",
@@ -65,8 +67,8 @@ def test_quick_benchmark_writes_every_field(tmp_path):
     assert {"in_process_warm_default_eval", "cold_subprocess"} <= o.keys()  # null in quick mode
     assert res["distributed"]["skipped"] and set(res["skipped"]) == {"cold_subprocess", "distributed"}
 
-    assert set(res["targets"]) == {"harness_vs_baseline@512", "end_to_end_vs_step@512", "generation_vs_training@512",
-                                   "run_overhead_in_sweep_s"}
+    assert set(res["targets"]) == {"harness_vs_baseline@512", "end_to_end_vs_step@512", "end_to_end_cached_vs_step@512",
+                                   "generation_vs_training@512", "fraction_of_peak@512", "run_overhead_in_sweep_s"}
     assert all(t["verdict"] in ("MET", "MISSED") for t in res["targets"].values())
 
 
