@@ -69,10 +69,6 @@ class CachedStream:
     def __getattr__(self, name: str):
         return getattr(self.source, name)
 
-    @property
-    def max_train_samples(self):
-        return self.source.max_train_samples
-
     # ------------------------------------------------------------------ reading
     def train_arrays(self, start: int, stop: int) -> Arrays:
         if not 0 <= start <= stop:
@@ -125,16 +121,13 @@ class CachedStream:
         return rec
 
     def _write(self, path: Path, rec: np.ndarray) -> None:
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
             with open(tmp, "wb") as f:
                 np.save(f, rec)
             os.replace(tmp, path)
             self._written_bytes += rec.nbytes
         except OSError:  # a full or read-only disk: the run goes on generating, as with no cache
             self.max_bytes = 0
-            try:
-                tmp.unlink()
-            except (OSError, UnboundLocalError):
-                pass
+            tmp.unlink(missing_ok=True)
