@@ -122,8 +122,7 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
 JOINT_P_FIELD = {**{a.name: a.joint_params_field for a in rundir.SCALING_AXES if a.is_scheme},
                  "params": "params_total"}
 
-_COUNTS_ONLY_FIELDS = ("model", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
-                       "lr_warmup_samples", "lr_schedule", "dense_precision")
+_COUNTS_ONLY_FIELDS = ("model", "data_id", *rundir.TRAINING_SETUP_FIELDS)
 
 
 def _counts_only(r: dict) -> bool:

@@ -41,8 +41,7 @@ class Axis:
 
 
 # Held fixed in every model-axis series besides the model's own shape.
-_SETUP = ("model", "dense_arch_output", "data_id", "batch_size", "embedding_optimizer", "dense_optimizer",
-          "lr_warmup_samples", "lr_schedule", "dense_precision")
+_SETUP = ("model", "dense_arch_output", "data_id", *rundir.TRAINING_SETUP_FIELDS)
 # An MLP width's hidden layers, derived from its layer sizes: held fixed with the width, so
 # that MLPs without one width (uneven hidden layers) are never pooled.
 _HIDDEN_OF = {"dense_arch_width": ("dense_arch_hidden", "dense_arch_layer_sizes"),

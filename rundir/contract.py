@@ -60,6 +60,10 @@ NOT_DONE_STATUSES = (Status.FAILED, Status.DIVERGED, Status.INTERRUPTED, Status.
                      Status.REFUSED)
 
 # ----------------------------------------------------------------------- summary.json
+# The training setup beside the model: runs that differ in one of these are never pooled as
+# seeds of one point nor as points of one series (analysis.points, analysis.series, analysis.pipeline).
+TRAINING_SETUP_FIELDS = ("batch_size", "embedding_optimizer", "dense_optimizer", "lr_warmup_samples", "lr_schedule",
+                         "dense_precision")
 # Every field a completed run's summary holds, with its meaning.  docs/RUNDIR.md lists the
 # same fields (a test holds the two equal), and the training loop writes exactly these.
 SUMMARY_FIELDS: dict[str, str] = {

@@ -106,23 +106,23 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
     # A run whose (world, seed) stream another run of the sweep generated: its batches come
     # from the block cache (trainer.stream_cache_dir), filled once here, before the timing.
     cache_dir = tempfile.TemporaryDirectory(prefix="bench_stream_cache_")
-    cached_window = [next_range(samples)]
+    cached_window = next_range(samples)
     tc = None
     if {"gen_cached_batch_kjt", "end_to_end_cached"} & set(wanted):
         from dlrm.data.stream_cache import CachedStream
 
         tc = dataclasses.replace(t, source=CachedStream(t.source, cache_dir.name, max_bytes=2 ** 34))
-        for s in range(cached_window[0], cached_window[0] + samples, batch_size):
+        for s in range(cached_window, cached_window + samples, batch_size):
             tc.train_batch(s, batch_size)
 
     def cached_gen_case() -> float:
-        start = cached_window[0]
+        start = cached_window
         for s in range(start, start + samples, batch_size):
             tc.train_batch(s, batch_size)
         return samples
 
     def e2e_cached_case() -> float:
-        return e2e(tc, cached_window[0])
+        return e2e(tc, cached_window)
 
     def gen_case(chunk: int, total: int, with_maker: bool):
         def run() -> float:

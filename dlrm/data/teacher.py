@@ -136,6 +136,7 @@ class Teacher:
         self.interaction_features = list(spec.interaction_features)
         self.top_features = list(spec.top_features)
         cards = [int(c) for c in spec.cardinalities]
+        self._max_ids = np.array(cards, dtype=np.int64) - 1
         self.bias_sigma = spec.bias_scale / math.sqrt(max(len(cards), 1))
         a = self.interaction_features
         self.latent_pairs = [(a[i], a[j]) for i in range(len(a)) for j in range(i + 1, len(a))]
@@ -320,18 +321,49 @@ class Teacher:
             out -= np.einsum("ij,ij->i", v, v)
         return 0.5 * (out + np.einsum("ij,ij->i", total, total))  # (|sum v|^2 - sum |v|^2) / 2
 
+    def _stacked(self, kind: str, features: tuple[int, ...]) -> Optional[tuple[np.ndarray, np.ndarray]]:
+        """The tables of `features` end to end, and each one's first row: one gather serves them
+        all (no per-feature Python).  None when a table is hashed on the fly."""
+        def build():
+            for f in features:  # builds each memo (or records that it is hashed on the fly)
+                self._lookup(kind, f, np.zeros(1, dtype=np.int64))
+            tables = [self._memo[(kind, f)] for f in features]
+            if any(t is None for t in tables):
+                return None
+            starts = np.cumsum([0] + [len(t) for t in tables[:-1]])
+            return np.concatenate(tables), np.asarray(starts, dtype=np.int64)
+        return self._cached(("stacked", kind, features), build)
+
+    def _per_id(self, kind: str, features: list[int], sparse: np.ndarray) -> np.ndarray:
+        """[n, len(features)] per-id values of `features`, as _lookup of each gives them."""
+        stacked = self._stacked(kind, tuple(features))
+        if stacked is None:
+            return np.stack([self._lookup(kind, f, sparse[:, f]) for f in features], axis=1)
+        flat, starts = stacked
+        cols = sparse[:, features]
+        return flat[np.clip(cols, 0, self._max_ids[features]) + starts]
+
+    def _biases(self, sparse: np.ndarray) -> np.ndarray:
+        """The sum of every feature's bias, added feature by feature in order (the feature-major
+        [F, n] array reduces over its first axis sequentially: the same bits as a loop)."""
+        features = list(range(sparse.shape[1]))
+        if self._stacked("bias", tuple(features)) is None:
+            logit = np.zeros(sparse.shape[0])
+            for f in features:
+                logit += self._lookup("bias", f, sparse[:, f])
+            return logit
+        return np.ascontiguousarray(self._per_id("bias", features, sparse).T).sum(axis=0)
+
     # ------------------------------------------------------------------- the logit
     def parts(self, dense: np.ndarray, sparse: np.ndarray, size: Optional[StudentSize] = None
               ) -> tuple[np.ndarray, np.ndarray]:
         """(logit without the calibration offset, its centred part a student of `size` cannot
         represent: 0 for size None, the whole teacher)."""
-        logit = np.zeros(sparse.shape[0])
-        for f in range(sparse.shape[1]):
-            logit += self._lookup("bias", f, sparse[:, f])
+        logit = self._biases(sparse)
         logit += self._interactions(sparse)
         z = dense.astype(np.float64)
         if len(self.top_weights):  # all K terms as one [n, K] array: no per-term Python
-            betas = np.stack([self._lookup("beta", f, sparse[:, f]) for f in self.top_features], axis=1)
+            betas = self._per_id("beta", self.top_features, sparse)
             zt = z[:, :TOP_DENSE_FEATURES] @ self.top_directions.T  # [n, K]
             logit += np.abs(betas[:, self.top_term_beta] + zt - self.top_offsets) @ self.top_weights
         gates = {f: self._lookup("gate", f, sparse[:, f]) for f in self.gated_features}

@@ -254,3 +254,14 @@ def test_each_data_world_gets_conclusions_of_its_own(tmp_path):
     # The floor of each world is its own.
     assert "Bayes floor 0.4" in sections["dlrm on synthetic (world-top)"]
     assert "Bayes floor 0.7" in sections["dlrm on synthetic (world-steep)"]
+
+
+def test_every_training_setup_field_is_a_summary_field_and_keeps_points_and_series_apart():
+    import rundir
+    from analysis.pipeline import _COUNTS_ONLY_FIELDS
+    from analysis.points import IDENTITY_FIELDS
+    from analysis.series import GRID_FIELDS
+
+    setup = set(rundir.TRAINING_SETUP_FIELDS)
+    assert setup <= set(rundir.SUMMARY_FIELDS)
+    assert setup <= set(IDENTITY_FIELDS) and setup <= set(GRID_FIELDS) and setup <= set(_COUNTS_ONLY_FIELDS)

@@ -99,3 +99,28 @@ def test_hashed_teacher_equals_the_memoised_tables():
     _, p_small = small.samples(idx)
     np.testing.assert_allclose(p_big, p_small, rtol=1e-12)
     assert all(t is None for t in small.teacher._memo.values())
+
+
+@pytest.mark.parametrize("data", ["synthetic", "synthetic_saturating", "synthetic_top"])
+def test_the_stacked_per_id_tables_give_the_bits_of_one_lookup_per_feature(data):
+    """The biases and the top terms' betas come from one gather over every feature's table; the
+    biases' sum must be the bits of adding feature by feature, as the stream has always been made."""
+    w = SyntheticWorld(dataclasses.replace(typed([f"data={data}"]).data, num_eval_samples=1 << 10))
+    t = w.teacher
+    _, sparse = w.features(np.arange(3000, 3000 + 2048, dtype=np.uint64))
+    looped = np.zeros(len(sparse))
+    for f in range(sparse.shape[1]):
+        looped += t._lookup("bias", f, sparse[:, f])
+    assert t._stacked("bias", tuple(range(sparse.shape[1]))) is not None  # the fast path is the one tested
+    np.testing.assert_array_equal(t._biases(sparse), looped)
+    assert np.any(looped != 0) or data == "synthetic_top"  # the top world's features all have terms instead
+    if t.top_features:
+        stacked = t._per_id("beta", t.top_features, sparse)
+        np.testing.assert_array_equal(stacked, np.stack([t._lookup("beta", f, sparse[:, f]) for f in t.top_features], 1))
+
+
+def test_a_teacher_hashing_on_the_fly_gives_the_bits_of_its_tables():
+    big, small = world(), world(teacher_table_max_entries=4)
+    dense, sparse = big.features(np.arange(7000, 9000, dtype=np.uint64))
+    assert small.teacher._stacked("bias", tuple(range(len(CARDS)))) is None  # the per-feature loop
+    np.testing.assert_array_equal(big.teacher.logit(dense, sparse), small.teacher.logit(dense, sparse))
