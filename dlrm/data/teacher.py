@@ -346,13 +346,7 @@ class Teacher:
     def _biases(self, sparse: np.ndarray) -> np.ndarray:
         """The sum of every feature's bias, added feature by feature in order (the feature-major
         [F, n] array reduces over its first axis sequentially: the same bits as a loop)."""
-        features = list(range(sparse.shape[1]))
-        if self._stacked("bias", tuple(features)) is None:
-            logit = np.zeros(sparse.shape[0])
-            for f in features:
-                logit += self._lookup("bias", f, sparse[:, f])
-            return logit
-        return np.ascontiguousarray(self._per_id("bias", features, sparse).T).sum(axis=0)
+        return np.ascontiguousarray(self._per_id("bias", list(range(sparse.shape[1])), sparse).T).sum(axis=0)
 
     # ------------------------------------------------------------------- the logit
     def parts(self, dense: np.ndarray, sparse: np.ndarray, size: Optional[StudentSize] = None
