@@ -123,8 +123,23 @@ def range_sentence(check: RangeCheck) -> str:
 
 
 def fit_with(options, floor: Optional[float], seed_of):
-    """A one-argument fitter for choose_range: the series' own bootstrap settings."""
+    """A one-argument fitter for choose_range and the series' law: the series' own bootstrap
+    settings.  It remembers each series it fitted (or failed to), so the law of the range
+    the rule settles on is the fit the rule already made, not a second bootstrap of the
+    same points with the same seed (a fit is a function of its points, seed and blocks)."""
+    done: dict[tuple, object] = {}
+
     def fit_one(s: Series) -> PowerLawFit:
-        return fit_power_law(s.x, s.y, options.fit, seed=seed_of(s), blocks=s.blocks(), floor=floor,
-                             what=f"{s.axis.name} series [{s.label}]")
+        seed, blocks = seed_of(s), s.blocks()
+        key = (s.x.tobytes(), s.y.tobytes(), blocks.tobytes(), tuple(seed))
+        if key not in done:
+            try:
+                done[key] = fit_power_law(s.x, s.y, options.fit, seed=seed, blocks=blocks, floor=floor,
+                                          what=f"{s.axis.name} series [{s.label}]")
+            except FitError as e:
+                done[key] = e
+        result = done[key]
+        if isinstance(result, FitError):
+            raise result
+        return result
     return fit_one

@@ -19,7 +19,6 @@ from analysis.efficiency import Estimate, scaling_efficiency
 from analysis.envelope import lr_envelope
 from analysis.errors import FitError
 from analysis.extrapolate import rolling_extrapolation
-from analysis.fit import fit_power_law
 from analysis.fitrange import choose_range, fit_with, from_x, range_sentence
 from analysis.margin import attach_margins
 from analysis.planted import planted_vs_fitted
@@ -76,7 +75,8 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
     check and what it says against the floors and the planted truth."""
     known_floor, floor_warning = floor_of(s.runs, options.floor_field)
     floor = known_floor if options.floor_bound else None
-    fitted, fit_range = choose_range(s, fit_with(options, floor, lambda t: t.seed_for(options.seed)), known_floor)
+    fit_one = fit_with(options, floor, lambda t: t.seed_for(options.seed))
+    fitted, fit_range = choose_range(s, fit_one, known_floor)
     res = SeriesResult(series=fitted, warnings=list(s.warnings), floor=known_floor, fit_range=fit_range)
     if floor_warning:
         res.warnings.append(floor_warning)
@@ -86,7 +86,7 @@ def analyze_series(s: Series, options: Options) -> SeriesResult:
     what = f"{s.axis.name} series [{s.label}]"
     blocks = s.blocks()
     try:
-        res.fit = fit_power_law(s.x, s.y, options.fit, seed=seed, what=what, blocks=blocks, floor=floor)
+        res.fit = fit_one(s)  # the fit the range rule made of these points
     except FitError as e:
         res.skipped = str(e)
         return res
@@ -246,8 +246,9 @@ def analyze(table: RunTable, options: Options = Options()) -> Analysis:
 
     # The joint laws leave out the data sizes their world's data law found transient.
     groups = [_after_transients(g, results) for g in _joint_groups(points).values()] if options.joint else []
+    # Two joint laws already fill two cores: each is a bootstrap of seconds.
     joint = run_jobs(lambda i: joint_result(*groups[i], options), len(groups), options.jobs,
-                     order=sorted(range(len(groups)), key=lambda i: -len(groups[i][2])))
+                     order=sorted(range(len(groups)), key=lambda i: -len(groups[i][2])), min_jobs_to_fork=2)
     plans = [plan_target(r.fit, r.series, t, options.bytes_per_param, floor=r.floor)
              for t in options.targets for r in results if r.determined]
     return Analysis(table=table, options=options, series=results, joint=joint, plans=plans, notes=notes,

@@ -106,37 +106,39 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
     P0 = P[..., 0] if k == 1 else None
     p = np.broadcast_to(y, (R, n))
     res = None  # all zero before the first step: Huber weights 1, target y
+    counted = Wr > 0
     for it in range(max_iterations):
         if res is None:
             W = Wr / (p * p)
             target = p
         else:
-            abs_res = np.abs(res)
-            huber_weight = np.where(abs_res <= delta, 1.0, delta / np.maximum(abs_res, delta))
-            W = Wr * huber_weight / (p * p)
+            # The Huber weight delta / max(|res|, delta): exactly 1 within +-delta.
+            W = Wr * (delta / np.maximum(np.abs(res), delta)) / (p * p)
             target = p * (1.0 - res)  # Gauss-Newton target for yhat
-        target = target - lb  # the shifted constant c0' = c0 - lb
+        if lb:
+            target = target - lb  # the shifted constant c0' = c0 - lb
         if k == 1:  # one power law: the 2x2 system directly
             WP = W * P0
-            c, _ = solve_2x2(W @ ones, WP @ ones, (WP * P0) @ ones, (W * target) @ ones, (WP * target) @ ones, U)
+            c, _ = solve_2x2(W @ ones, WP @ ones, (WP * P0) @ ones, (W * target) @ ones, (WP * target) @ ones, U,
+                             objective=False)
             p = np.maximum(lb + c[:, :1] + P0 * c[:, 1:2], _TINY)
         else:
             M, r = _normal_equations(P, W, target)
             c, _ = solve_bounded(M, r, U)
+            c = c.copy()  # may share memory with solve_bounded's work arrays
             p = np.maximum(lb + predict(c, P), _TINY)
-        c = c.copy()
         c[:, 0] += lb
         res = np.log(p) - logy
         if it + 1 < iterations:
             continue
-        new_loss = (Wr * huber(res, delta)) @ ones
-        beyond = ((np.abs(res) > delta) & (Wr > 0)).astype(float) @ ones
-        done = (beyond == 0) | (np.abs(new_loss - loss[rows]) <= rtol * np.abs(new_loss))
+        abs_res = np.abs(res)
+        new_loss = (Wr * np.where(abs_res <= delta, 0.5 * res * res, delta * (abs_res - 0.5 * delta))) @ ones
+        done = ~((abs_res > delta) & counted).any(axis=1) | (np.abs(new_loss - loss[rows]) <= rtol * np.abs(new_loss))
         coef[rows], loss[rows] = c, new_loss
         if done.all():
             break
         keep = ~done
-        rows, P, Wr, U, p, res = rows[keep], P[keep], Wr[keep], U[keep], p[keep], res[keep]
+        rows, P, Wr, U, p, res, counted = rows[keep], P[keep], Wr[keep], U[keep], p[keep], res[keep], counted[keep]
         if P0 is not None:
             P0 = P[..., 0]
     return coef.reshape(batch + (k + 1,)), loss.reshape(batch)

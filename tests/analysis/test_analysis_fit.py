@@ -154,6 +154,27 @@ def test_bounded_linear_solver_matches_brute_force():
             assert 0 <= c[i, 0] <= ub[i] and np.all(c[i, 1:] >= 0)
 
 
+def test_the_2x2_solve_without_its_objective_gives_the_same_coefficients():
+    """The inner fit asks for no objective; the coefficients (interior and on every face,
+    and a singular system) must be the bits of the full solve."""
+    from analysis.linsolve import solve_2x2
+
+    rng = np.random.default_rng(6)
+    X = rng.normal(size=(500, 12, 2))
+    M = np.swapaxes(X, 1, 2) @ X
+    M[0] = 0.0  # no weight at all: the ridge keeps it finite
+    r = rng.normal(size=(500, 2)) * 5
+    ub = rng.uniform(0.1, 2.0, size=500)
+    args = (M[:, 0, 0], M[:, 0, 1], M[:, 1, 1], r[:, 0], r[:, 1], ub)
+    with np.errstate(divide="ignore", invalid="ignore"):  # the singular row
+        c, q = solve_2x2(*args)
+        c_only, none = solve_2x2(*args, objective=False)
+    assert none is None and np.isfinite(c).all()
+    interior = (c[:, 0] > 0) & (c[:, 0] < ub) & (c[:, 1] > 0)
+    assert 50 < interior.sum() < 450  # both the interior and the faces are exercised
+    assert c_only.tobytes() == c.tobytes()
+
+
 def test_bootstrap_is_reproducible_from_its_seed():
     rng = np.random.default_rng(1)
     y = law(DATA_X, 5.0, 0.33, 0.70) * np.exp(rng.normal(0, 0.005, DATA_X.size))
