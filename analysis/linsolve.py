@@ -84,14 +84,20 @@ def _solve_bounded_2(M, r, ub):
     return solve_2x2(M[..., 0, 0], M[..., 0, 1], M[..., 1, 1], r[..., 0], r[..., 1], ub)
 
 
-def solve_2x2(a, b, d, r0, r1, ub, objective: bool = True):
+def solve_2x2(a, b, d, r0, r1, ub):
     """argmin over 0 <= c0 <= ub, c1 >= 0 of [c0 c1] [[a b] [b d]] [c0 c1]' - 2 (r0 c0 + r1 c1),
-    the hot path of the bootstrap, from the entries as arrays.  The interior
-    (unconstrained) minimum is computed for every row; the faces c1 = 0, c0 = 0, c0 = ub
-    (each clipped to its face) only for the rows where it is infeasible, which are few.
-    Returns (c (..., 2), objective); the objective is None with objective=False (the
-    interior minimum is then checked for finiteness by its coefficients: for finite
-    entries, short of overflow at |c| ~ 1e154, the same rows)."""
+    from the entries as arrays.  Returns (c (..., 2), objective)."""
+    c0, c1, q = solve_2x2_parts(a, b, d, r0, r1, ub)
+    return np.stack([c0, c1], axis=-1), q
+
+
+def solve_2x2_parts(a, b, d, r0, r1, ub, objective: bool = True):
+    """solve_2x2 as (c0, c1, objective), the hot path of the bootstrap (stacking the two
+    coefficients costs more than solving for them).  The interior (unconstrained) minimum
+    is computed for every row; the faces c1 = 0, c0 = 0, c0 = ub (each clipped to its
+    face) only for the rows where it is infeasible, which are few.  With objective=False
+    the objective is None, and the interior minimum is checked for finiteness by its
+    coefficients: for finite entries, short of overflow at |c| ~ 1e154, the same rows."""
     ridge = _RIDGE * (a + d) + 1e-300
     a_, d_ = a + ridge, d + ridge
     det = a_ * d_ - b * b
@@ -106,8 +112,9 @@ def solve_2x2(a, b, d, r0, r1, ub, objective: bool = True):
     bad = np.nonzero(~((c0 >= 0) & (c0 <= ub) & (c1 >= 0) & finite))
     if bad[0].size:
         a, b, d, r0, r1, a_, d_, u = (v[bad] for v in (a, b, d, r0, r1, a_, d_, np.broadcast_to(ub, c0.shape)))
-        f0 = np.stack([np.clip(r0 / a_, 0, u), np.zeros_like(a), u + 0 * a])
-        f1 = np.stack([np.zeros_like(a), np.maximum(r1 / d_, 0), np.maximum((r1 - b * u) / d_, 0)])
+        f0, f1 = np.empty((3,) + a.shape), np.empty((3,) + a.shape)
+        f0[0], f0[1], f0[2] = np.clip(r0 / a_, 0, u), 0.0, u + 0 * a
+        f1[0], f1[1], f1[2] = 0.0, np.maximum(r1 / d_, 0), np.maximum((r1 - b * u) / d_, 0)
         fq = a * f0 * f0 + 2 * b * f0 * f1 + d * f1 * f1 - 2 * r0 * f0 - 2 * r1 * f1
         fq = np.where((f0 >= 0) & (f0 <= u) & (f1 >= 0) & np.isfinite(fq), fq, np.inf)
         i, cols = np.argmin(fq, axis=0), np.arange(fq.shape[1])
@@ -116,7 +123,7 @@ def solve_2x2(a, b, d, r0, r1, ub, objective: bool = True):
         if objective:
             q = q.copy()
             q[bad] = fq[i, cols]
-    return np.stack([c0, c1], axis=-1), q
+    return c0, c1, q
 
 
 def solve_bounded(M: np.ndarray, r: np.ndarray, ub: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

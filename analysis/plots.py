@@ -106,6 +106,7 @@ def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
     labels = short_labels([r.series for r in results])
     entries = 1
     bands = sum(r.law is not None for r in results) <= MAX_BANDS
+    oracles = []  # (label, colour) of each oracle curve drawn
     for i, (r, label) in enumerate(zip(results, labels)):
         s, color = r.series, colors[i % len(colors)]
         ax.scatter(s.x, s.y, s=14, color=color, marker=markers[s.model], alpha=0.8, zorder=3,
@@ -117,8 +118,17 @@ def plot_axis(results, axis_name: str, metric: str, path: Path) -> None:
         entries += 1
         line = oracle_line(r, metric)
         if line is not None:
-            ax.plot(*line[:2], "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4, label=line[2])
-            entries += 1
+            ax.plot(*line[:2], "--", color=color, lw=1.0, alpha=0.8, marker="x", ms=4)
+            oracles.append((line[2], color))
+    if oracles:
+        # One legend entry for all oracle curves (each in its series' colour): one per
+        # series would double the legend with copies of one sentence.
+        words = {w for w, _ in oracles}
+        label = words.pop() if len(words) == 1 else "oracle (capacity limit per size)"
+        color = oracles[0][1] if len(oracles) == 1 else "0.35"
+        ax.plot([], [], "--", color=color, lw=1.0, marker="x", ms=4,
+                label=label + (", in each series' colour" if len(oracles) > 1 else ""))
+        entries += 1
     _floors(ax, results)
     _finish(ax, fig, path, f"{word} vs {axis.label}: α·x^-β + γ (determined laws)"
             + (" with 95% bootstrap band" if bands else f" (bands omitted: more than {MAX_BANDS} laws)"),
@@ -158,10 +168,12 @@ def plot_residuals(results, path: Path, huber_delta: float) -> None:
     fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
     colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     for ax, name in zip(axes.flat, names):
-        for i, r in enumerate(by_axis[name]):
-            s = r.series
-            ax.scatter(s.x, np.log(s.y) - np.log(r.fit.predict(s.x)), s=10,
-                       color=colors[i % len(colors)], alpha=0.8)
+        # One collection per panel (each point in its series' colour, drawn in series order):
+        # one artist per series costs more to draw than the points themselves.
+        rs = by_axis[name]
+        ax.scatter(np.concatenate([r.series.x for r in rs]),
+                   np.concatenate([np.log(r.series.y) - np.log(r.fit.predict(r.series.x)) for r in rs]), s=10,
+                   color=[colors[i % len(colors)] for i, r in enumerate(rs) for _ in r.series.x], alpha=0.8)
         ax.axhline(0, color="k", lw=0.8)
         for sign in (-1, 1):
             ax.axhline(sign * huber_delta, color="k", lw=0.6, ls=":")

@@ -35,7 +35,7 @@ from typing import Optional
 import numpy as np
 from scipy.optimize import least_squares
 
-from analysis.linsolve import solve_2x2, solve_bounded
+from analysis.linsolve import solve_2x2_parts, solve_bounded
 from analysis.search import brent_1d, newton_nd, pattern_search
 
 # Predictions are floored here before taking logs (all-zero coefficients predict 0).
@@ -119,22 +119,24 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
             target = target - lb  # the shifted constant c0' = c0 - lb
         if k == 1:  # one power law: the 2x2 system directly
             WP = W * P0
-            c, _ = solve_2x2(W @ ones, WP @ ones, (WP * P0) @ ones, (W * target) @ ones, (WP * target) @ ones, U,
-                             objective=False)
-            p = np.maximum(lb + c[:, :1] + P0 * c[:, 1:2], _TINY)
+            c0, c1, _ = solve_2x2_parts(W @ ones, WP @ ones, (WP * P0) @ ones, (W * target) @ ones,
+                                        (WP * target) @ ones, U, objective=False)
+            p = np.maximum(lb + c0[:, None] + P0 * c1[:, None], _TINY)
+            c = (c0 + lb, c1)
         else:
             M, r = _normal_equations(P, W, target)
             c, _ = solve_bounded(M, r, U)
-            c = c.copy()  # may share memory with solve_bounded's work arrays
             p = np.maximum(lb + predict(c, P), _TINY)
-        c[:, 0] += lb
+            c = (c[:, 0] + lb, *(c[:, j] for j in range(1, k + 1)))
         res = np.log(p) - logy
         if it + 1 < iterations:
             continue
         abs_res = np.abs(res)
         new_loss = (Wr * np.where(abs_res <= delta, 0.5 * res * res, delta * (abs_res - 0.5 * delta))) @ ones
         done = ~((abs_res > delta) & counted).any(axis=1) | (np.abs(new_loss - loss[rows]) <= rtol * np.abs(new_loss))
-        coef[rows], loss[rows] = c, new_loss
+        for j, cj in enumerate(c):
+            coef[rows, j] = cj
+        loss[rows] = new_loss
         if done.all():
             break
         keep = ~done

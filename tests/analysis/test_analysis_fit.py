@@ -157,7 +157,7 @@ def test_bounded_linear_solver_matches_brute_force():
 def test_the_2x2_solve_without_its_objective_gives_the_same_coefficients():
     """The inner fit asks for no objective; the coefficients (interior and on every face,
     and a singular system) must be the bits of the full solve."""
-    from analysis.linsolve import solve_2x2
+    from analysis.linsolve import solve_2x2, solve_2x2_parts
 
     rng = np.random.default_rng(6)
     X = rng.normal(size=(500, 12, 2))
@@ -168,11 +168,11 @@ def test_the_2x2_solve_without_its_objective_gives_the_same_coefficients():
     args = (M[:, 0, 0], M[:, 0, 1], M[:, 1, 1], r[:, 0], r[:, 1], ub)
     with np.errstate(divide="ignore", invalid="ignore"):  # the singular row
         c, q = solve_2x2(*args)
-        c_only, none = solve_2x2(*args, objective=False)
+        c0, c1, none = solve_2x2_parts(*args, objective=False)
     assert none is None and np.isfinite(c).all()
     interior = (c[:, 0] > 0) & (c[:, 0] < ub) & (c[:, 1] > 0)
     assert 50 < interior.sum() < 450  # both the interior and the faces are exercised
-    assert c_only.tobytes() == c.tobytes()
+    assert c0.tobytes() == c[:, 0].copy().tobytes() and c1.tobytes() == c[:, 1].copy().tobytes()
 
 
 def test_bootstrap_is_reproducible_from_its_seed():

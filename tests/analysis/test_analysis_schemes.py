@@ -265,3 +265,30 @@ def test_every_training_setup_field_is_a_summary_field_and_keeps_points_and_seri
     setup = set(rundir.TRAINING_SETUP_FIELDS)
     assert setup <= set(rundir.SUMMARY_FIELDS)
     assert setup <= set(IDENTITY_FIELDS) and setup <= set(GRID_FIELDS) and setup <= set(_COUNTS_ONLY_FIELDS)
+
+
+def test_the_oracle_curves_of_one_plot_share_one_legend_entry(tmp_path, monkeypatch):
+    """Three data laws, each with its flat oracle curve: the legend names each law once and
+    the oracle once (not one copy of the oracle's sentence per law)."""
+    import analysis.plots as plots
+    from analysis.pipeline import analyze
+    from analysis.results import Options
+    from analysis.fit import FitSettings
+    from synthetic_runs import write_v2_grid_sweep
+
+    write_v2_grid_sweep(tmp_path / "s", QUIET, configs=[Config(emb=e) for e in (8, 16, 32)],
+                        sizes=[2 ** e for e in range(13, 19)])
+    a = analyze(load_runs([tmp_path / "s"]), Options(fit=FitSettings(n_bootstrap=50), axes=("data",), joint=False))
+    data = [r for r in a.fitted if r.series.axis.name == "data"]
+    assert len(data) == 3 and all(r.oracle and r.oracle.oracle for r in data)
+    seen = {}
+
+    def finish(ax, fig, path, title, xlabel, ylabel, n_entries):
+        seen["labels"] = [t.get_text() for t in ax.legend().get_texts()]
+        seen["entries"] = n_entries
+        plots.plt.close(fig)
+    monkeypatch.setattr(plots, "_finish", finish)
+    plots.plot_axis(data, "data", "eval_ne", tmp_path / "ne_vs_data.png")
+    oracle = [t for t in seen["labels"] if t.startswith("oracle")]
+    assert len(oracle) == 1 and "in each series' colour" in oracle[0]
+    assert len(seen["labels"]) == seen["entries"] == 3 + 1 + 1  # three laws, the oracle, the floor
