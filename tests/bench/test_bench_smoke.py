@@ -89,3 +89,17 @@ def test_gpu_check_dry_run_on_cpu(tmp_path):
         _positive_spread(sec["samples_per_second"][case])
     text = (tmp_path / "gpu_check.txt").read_text()
     assert "MLPerf DLRM-DCNv2" in text and "NVIDIA/DeepLearningExamples" in text
+
+
+def test_analysis_benchmark_judges_the_median_of_its_repeats():
+    """`scripts/bench_analysis.py` at a tiny bootstrap: every run dir analysed twice, the
+    line names the median and the range, and a bad --repeat is refused before any work."""
+    cmd = [sys.executable, "scripts/bench_analysis.py", "--bootstrap", "10", "--no-plots", "--repeat", "2",
+           "--jobs", "1"]
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    line = proc.stdout.strip().splitlines()[-1]
+    assert "200 runs, 25 data series of 8 sizes" in line and "median of 2; wall" in line
+    assert line.endswith(": OK)") or line.endswith(": SLOWER THAN TARGET)")
+    bad = subprocess.run(cmd[:-4] + ["--repeat", "0"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--repeat must be >= 1" in bad.stderr
