@@ -116,8 +116,7 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
             tc.train_batch(s, batch_size)
 
     def cached_gen_case() -> float:
-        start = cached_window
-        for s in range(start, start + samples, batch_size):
+        for s in range(cached_window, cached_window + samples, batch_size):
             tc.train_batch(s, batch_size)
         return samples
 
