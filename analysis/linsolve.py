@@ -98,6 +98,9 @@ def solve_2x2_parts(a, b, d, r0, r1, ub, objective: bool = True):
     face) only for the rows where it is infeasible, which are few.  With objective=False
     the objective is None, and the interior minimum is checked for finiteness by its
     coefficients: for finite entries, short of overflow at |c| ~ 1e154, the same rows."""
+    if np.ndim(a) == 0:  # one system: solved as a batch of one
+        c0, c1, q = solve_2x2_parts(*(np.reshape(v, 1) for v in (a, b, d, r0, r1, ub)), objective=objective)
+        return c0[0], c1[0], None if q is None else q[0]
     ridge = _RIDGE * (a + d) + 1e-300
     a_, d_ = a + ridge, d + ridge
     det = a_ * d_ - b * b

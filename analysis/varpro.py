@@ -42,9 +42,10 @@ from analysis.search import brent_1d, newton_nd, pattern_search
 _TINY = 1e-12
 
 
-def huber(r: np.ndarray, delta: float) -> np.ndarray:
-    """Huber loss: quadratic within +-delta, linear beyond (so outliers count linearly)."""
-    a = np.abs(r)
+def huber(r: np.ndarray, delta: float, abs_r: Optional[np.ndarray] = None) -> np.ndarray:
+    """Huber loss: quadratic within +-delta, linear beyond (so outliers count linearly).
+    `abs_r`: |r|, where the caller has it already."""
+    a = np.abs(r) if abs_r is None else abs_r
     return np.where(a <= delta, 0.5 * r * r, delta * (a - 0.5 * delta))
 
 
@@ -132,7 +133,7 @@ def inner_fit(powers, y, logy, w, ub, delta: float, iterations: int = 3,
         if it + 1 < iterations:
             continue
         abs_res = np.abs(res)
-        new_loss = (Wr * np.where(abs_res <= delta, 0.5 * res * res, delta * (abs_res - 0.5 * delta))) @ ones
+        new_loss = (Wr * huber(res, delta, abs_res)) @ ones
         done = ~((abs_res > delta) & counted).any(axis=1) | (np.abs(new_loss - loss[rows]) <= rtol * np.abs(new_loss))
         for j, cj in enumerate(c):
             coef[rows, j] = cj

@@ -173,6 +173,10 @@ def test_the_2x2_solve_without_its_objective_gives_the_same_coefficients():
     interior = (c[:, 0] > 0) & (c[:, 0] < ub) & (c[:, 1] > 0)
     assert 50 < interior.sum() < 450  # both the interior and the faces are exercised
     assert c0.tobytes() == c[:, 0].copy().tobytes() and c1.tobytes() == c[:, 1].copy().tobytes()
+    for i in (0, int(np.argmax(~interior)), int(np.argmax(interior))):  # one system alone: its row's answer
+        with np.errstate(divide="ignore", invalid="ignore"):
+            one, q_one = solve_2x2(*(v[i] for v in args))
+        assert one.shape == (2,) and one.tobytes() == c[i].tobytes() and q_one == q[i]
 
 
 def test_bootstrap_is_reproducible_from_its_seed():
