@@ -108,17 +108,17 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
     cache_dir = tempfile.TemporaryDirectory(prefix="bench_stream_cache_")
     cached_window = next_range(samples)
     tc = None
-    if {"gen_cached_batch_kjt", "end_to_end_cached"} & set(wanted):
-        from dlrm.data.stream_cache import CachedStream
-
-        tc = dataclasses.replace(t, source=CachedStream(t.source, cache_dir.name, max_bytes=2 ** 34))
-        for s in range(cached_window, cached_window + samples, batch_size):
-            tc.train_batch(s, batch_size)
 
     def cached_gen_case() -> float:
         for s in range(cached_window, cached_window + samples, batch_size):
             tc.train_batch(s, batch_size)
         return samples
+
+    if {"gen_cached_batch_kjt", "end_to_end_cached"} & set(wanted):
+        from dlrm.data.stream_cache import CachedStream
+
+        tc = dataclasses.replace(t, source=CachedStream(t.source, cache_dir.name, max_bytes=2 ** 34))
+        cached_gen_case()  # the first pass writes the blocks; the timed ones read them
 
     def e2e_cached_case() -> float:
         return e2e(tc, cached_window)
