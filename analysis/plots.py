@@ -221,16 +221,23 @@ def plot_rolling(results, path: Path) -> None:
 
     def err(p):  # in per cent, floored so that log axes can show an exact prediction
         return max(100 * abs(p.relative_error), 1e-3)
-    for r in results:
-        color = colors[names.index(r.series.axis.name) % len(colors)]
-        preds = sorted(r.extrapolation.predictions, key=lambda p: p.factor)
-        for k in sorted({p.n_fit_x for p in preds}):
-            ps = [p for p in preds if p.n_fit_x == k]
-            ax.plot([p.factor for p in ps], [err(p) for p in ps], "-o", color=color, lw=0.7, ms=2.5, alpha=0.5)
-        out = [p for p in preds if not p.within]
-        ax.scatter([p.factor for p in out], [err(p) for p in out], marker="x", color=color, s=28, zorder=3)
+    # One line (its fits' curves apart by NaN breaks) and one set of crosses per axis: an
+    # artist per curve costs more to draw than its few points.
     for i, name in enumerate(names):
-        ax.plot([], [], "-o", ms=2.5, color=colors[i % len(colors)], label=AXES[name].label)
+        color = colors[i % len(colors)]
+        xs, ys, out = [], [], []
+        for r in results:
+            if r.series.axis.name != name:
+                continue
+            preds = sorted(r.extrapolation.predictions, key=lambda p: p.factor)
+            for k in sorted({p.n_fit_x for p in preds}):
+                ps = [p for p in preds if p.n_fit_x == k]
+                xs += [p.factor for p in ps] + [np.nan]
+                ys += [err(p) for p in ps] + [np.nan]
+            out += [p for p in preds if not p.within]
+        ax.plot(xs, ys, "-o", color=color, lw=0.7, ms=2.5, alpha=0.5)
+        ax.scatter([p.factor for p in out], [err(p) for p in out], marker="x", color=color, s=28, zorder=3)
+        ax.plot([], [], "-o", ms=2.5, color=color, label=AXES[name].label)  # a legend entry at full strength
     ax.scatter([], [], marker="x", color="k", label="outside its 95% interval")
     ax.set_xscale("log")
     ax.set_yscale("log")

@@ -6,6 +6,7 @@ import csv
 import dataclasses
 import json
 
+import numpy as np
 import pytest
 
 from analysis.__main__ import main
@@ -292,3 +293,26 @@ def test_the_oracle_curves_of_one_plot_share_one_legend_entry(tmp_path, monkeypa
     oracle = [t for t in seen["labels"] if t.startswith("oracle")]
     assert len(oracle) == 1 and "in each series' colour" in oracle[0]
     assert len(seen["labels"]) == seen["entries"] == 3 + 1 + 1  # three laws, the oracle, the floor
+
+
+def test_the_rolling_plot_draws_each_axis_as_one_line_of_every_prediction(tmp_path, monkeypatch):
+    """Every rolling prediction of the data axis's three series is a point of one line (its
+    curves apart by NaN breaks), not one artist per curve."""
+    import analysis.plots as plots
+    from analysis.pipeline import analyze
+    from analysis.results import Options
+    from analysis.fit import FitSettings
+    from synthetic_runs import write_v2_grid_sweep
+
+    write_v2_grid_sweep(tmp_path / "s", QUIET, configs=[Config(emb=e) for e in (8, 16, 32)],
+                        sizes=[2 ** e for e in range(13, 20)])
+    a = analyze(load_runs([tmp_path / "s"]), Options(fit=FitSettings(n_bootstrap=50), axes=("data",), joint=False))
+    rolling = [r for r in a.determined if r.extrapolation]
+    assert len(rolling) == 3
+    figures = []
+    monkeypatch.setattr(plots.plt, "close", figures.append)
+    plots.plot_rolling(rolling, tmp_path / "rolling.png")
+    lines = [ln for ln in figures[0].axes[0].lines if len(ln.get_xdata())]
+    assert len(lines) == 1
+    x = np.asarray(lines[0].get_xdata(), dtype=float)
+    assert np.isfinite(x).sum() == sum(len(r.extrapolation.predictions) for r in rolling)
