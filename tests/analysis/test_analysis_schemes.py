@@ -268,18 +268,24 @@ def test_every_training_setup_field_is_a_summary_field_and_keeps_points_and_seri
     assert setup <= set(IDENTITY_FIELDS) and setup <= set(GRID_FIELDS) and setup <= set(_COUNTS_ONLY_FIELDS)
 
 
-def test_the_oracle_curves_of_one_plot_share_one_legend_entry(tmp_path, monkeypatch):
-    """Three data laws, each with its flat oracle curve: the legend names each law once and
-    the oracle once (not one copy of the oracle's sentence per law)."""
-    import analysis.plots as plots
+def _three_data_laws(tmp_path, largest_exponent: int):
+    """The data axis of three embedding dims at 2^13 .. 2^largest_exponent samples, analysed."""
     from analysis.pipeline import analyze
     from analysis.results import Options
     from analysis.fit import FitSettings
     from synthetic_runs import write_v2_grid_sweep
 
     write_v2_grid_sweep(tmp_path / "s", QUIET, configs=[Config(emb=e) for e in (8, 16, 32)],
-                        sizes=[2 ** e for e in range(13, 19)])
-    a = analyze(load_runs([tmp_path / "s"]), Options(fit=FitSettings(n_bootstrap=50), axes=("data",), joint=False))
+                        sizes=[2 ** e for e in range(13, largest_exponent + 1)])
+    return analyze(load_runs([tmp_path / "s"]), Options(fit=FitSettings(n_bootstrap=50), axes=("data",), joint=False))
+
+
+def test_the_oracle_curves_of_one_plot_share_one_legend_entry(tmp_path, monkeypatch):
+    """Three data laws, each with its flat oracle curve: the legend names each law once and
+    the oracle once (not one copy of the oracle's sentence per law)."""
+    import analysis.plots as plots
+
+    a = _three_data_laws(tmp_path, 18)
     data = [r for r in a.fitted if r.series.axis.name == "data"]
     assert len(data) == 3 and all(r.oracle and r.oracle.oracle for r in data)
     seen = {}
@@ -299,14 +305,8 @@ def test_the_rolling_plot_draws_each_axis_as_one_line_of_every_prediction(tmp_pa
     """Every rolling prediction of the data axis's three series is a point of one line (its
     curves apart by NaN breaks), not one artist per curve."""
     import analysis.plots as plots
-    from analysis.pipeline import analyze
-    from analysis.results import Options
-    from analysis.fit import FitSettings
-    from synthetic_runs import write_v2_grid_sweep
 
-    write_v2_grid_sweep(tmp_path / "s", QUIET, configs=[Config(emb=e) for e in (8, 16, 32)],
-                        sizes=[2 ** e for e in range(13, 20)])
-    a = analyze(load_runs([tmp_path / "s"]), Options(fit=FitSettings(n_bootstrap=50), axes=("data",), joint=False))
+    a = _three_data_laws(tmp_path, 19)
     rolling = [r for r in a.determined if r.extrapolation]
     assert len(rolling) == 3
     figures = []
