@@ -9,6 +9,7 @@ from typing import Callable, Iterator
 
 import numpy as np
 import torch
+from threadpoolctl import threadpool_limits
 from torchrec.datasets.utils import Batch
 from torchrec.sparse.jagged_tensor import KeyedJaggedTensor
 
@@ -59,6 +60,18 @@ class BatchMaker:
             labels=torch.from_numpy(arrays.labels),
         )
         return batch.to(self.device, non_blocking=True) if self.device.type != "cpu" else batch
+
+
+def single_threaded_numpy_blas() -> None:
+    """Run numpy's BLAS (the generators' matmuls) on one thread, for the rest of the process.
+
+    Generation runs in the prefetch thread beside the step, on one core.  OpenBLAS's own
+    threads would add nothing there (its matrices are small: generation runs at the same
+    rate on one thread), and after each call they busy-wait for the next one, on the cores
+    the step's torch threads run on.  The same bits either way: OpenBLAS splits a product's
+    rows among its threads, not its sums.  Torch's own BLAS and OpenMP are not touched.
+    """
+    threadpool_limits(limits=1, user_api="blas")
 
 
 def prefetch(items: Iterator, make: Callable, depth: int) -> Iterator:

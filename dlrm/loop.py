@@ -20,7 +20,7 @@ import torch
 
 import rundir
 from dlrm import distributed
-from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank_slice
+from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank_slice, single_threaded_numpy_blas
 from dlrm.checkpoint import Checkpointer
 from dlrm.config import Config, DataConfig, TrainerConfig
 from dlrm.data import make_source
@@ -79,6 +79,7 @@ def build(cfg: Config, info: DistInfo, source: Any = None) -> Trainable:
     tcfg = cfg.trainer
     if tcfg.num_threads:
         torch.set_num_threads(int(tcfg.num_threads))
+    single_threaded_numpy_blas()
     source = source if source is not None else make_source(cfg.data, cfg.seed)
     if tcfg.stream_cache_dir and hasattr(source, "stream_id"):  # synthetic streams: a pure function of the index
         source = CachedStream(source, tcfg.stream_cache_dir, int(tcfg.stream_cache_max_gb * 2**30))
