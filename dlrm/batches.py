@@ -68,8 +68,8 @@ def single_threaded_numpy_blas() -> None:
     Generation runs in the prefetch thread beside the step, on one core.  OpenBLAS's own
     threads would add nothing there (its matrices are small: generation runs at the same
     rate on one thread), and after each call they busy-wait for the next one, on the cores
-    the step's torch threads run on.  The same bits either way: OpenBLAS splits a product's
-    rows among its threads, not its sums.  Torch's own BLAS and OpenMP are not touched.
+    the step's torch threads run on.  The stream has the same bits either way
+    (tests/training/test_prefetch.py).  Torch's own BLAS and OpenMP are not touched.
     """
     threadpool_limits(limits=1, user_api="blas")
 
