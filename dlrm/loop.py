@@ -14,16 +14,18 @@ import math
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Iterator, Optional
 
 import torch
 
 import rundir
 from dlrm import distributed
-from dlrm.batches import BatchMaker, eval_slices, global_batches, prefetch, rank_slice, single_threaded_numpy_blas
+from dlrm.batches import (GENERATION_BLOCK_SAMPLES, BatchMaker, batch_blocks, contiguous_runs, eval_slices,
+                          global_batches, prefetch, rank_slice, single_threaded_numpy_blas)
 from dlrm.checkpoint import Checkpointer
 from dlrm.config import Config, DataConfig, TrainerConfig
 from dlrm.data import make_source
+from dlrm.data.source import Arrays
 from dlrm.data.stream_cache import CachedStream
 from dlrm.distributed import DistInfo
 from dlrm.faults import Faults
@@ -66,12 +68,36 @@ class Trainable:
         on the device -- or in pinned host memory (`on_host`), for TorchRec's pipeline, which
         copies batches to the device on a stream of its own."""
         lo, hi = rank_slice(start, size, self.info.rank, self.info.world_size)
-        arrays = self.source.train_arrays(lo, hi)
+        return self._to_batch(self.source.train_arrays(lo, hi), on_host)
+
+    def _to_batch(self, arrays: Arrays, on_host: bool):
         if not on_host or self.info.device.type == "cpu":
             return self.maker(arrays)
         if self.host_maker is None:  # made once: it caches the offsets of each batch size
             self.host_maker = BatchMaker(self.shape.num_sparse_features, torch.device("cpu"))
         return self.host_maker(arrays).pin_memory()
+
+    def train_block(self, block: list[tuple[int, int]], on_host: bool = False) -> list[tuple[int, Any]]:
+        """(size, train_batch) of each global batch (start, size) of `block`, this rank's samples
+        of adjacent batches read from the source in one call (all of them on one rank)."""
+        slices = [rank_slice(start, size, self.info.rank, self.info.world_size) for start, size in block]
+        arrays = Arrays.concatenate([self.source.train_arrays(lo, hi) for lo, hi in contiguous_runs(slices)])
+        out, pos = [], 0
+        for (_, size), (lo, hi) in zip(block, slices):
+            out.append((size, self._to_batch(arrays.rows(pos, pos + hi - lo), on_host)))
+            pos += hi - lo
+        return out
+
+    def train_batches(self, num_samples: int, batch_size: int, first_sample: int, depth: int,
+                      on_host: bool = False) -> Iterator[tuple[int, Any]]:
+        """(size, batch) of each global batch of [first_sample, num_samples): made in the prefetch
+        thread `depth` batches ahead (0: in the loop), GENERATION_BLOCK_SAMPLES of this rank's
+        samples at a time."""
+        per_block = max(1, GENERATION_BLOCK_SAMPLES // max(1, batch_size // self.info.world_size))
+        blocks = prefetch(batch_blocks(global_batches(num_samples, batch_size, first_sample), per_block),
+                          lambda block: self.train_block(block, on_host), -(-depth // per_block))
+        for block in blocks:
+            yield from block
 
 
 def build(cfg: Config, info: DistInfo, source: Any = None) -> Trainable:
@@ -204,11 +230,7 @@ def train(cfg: Config, run_dir: Path, info: DistInfo, progress_label: str = "") 
 
     pipelined = use_pipeline(tcfg, info.device.type) and not faults.needs_plain_step
 
-    def make(item):
-        start, size = item
-        return size, t.train_batch(start, size, on_host=pipelined)
-
-    items = prefetch(global_batches(num_train, int(tcfg.batch_size), samples_seen), make, int(tcfg.prefetch_batches))
+    items = t.train_batches(num_train, int(tcfg.batch_size), samples_seen, int(tcfg.prefetch_batches), on_host=pipelined)
     if pipelined:
         steps = PipelinedSteps(t, items, set_lr, samples_seen, int(tcfg.batch_size), num_train)
         pause = steps.pause

@@ -54,7 +54,7 @@ def _step_lines(b: str, sec: dict) -> list[str]:
          ("x harness", rt["harness_alt_threads_vs_harness"])),
         ("  same, trainer.dense_precision=bf16", "harness_bf16", ("x harness", rt["harness_bf16_vs_harness"])),
         ("baseline: plain PyTorch DLRM", "baseline", None),
-        ("end to end: prefetch+train_batch+step", "end_to_end", ("x step", rt["end_to_end_vs_step"])),
+        ("end to end: train_batches (prefetch)+step", "end_to_end", ("x step", rt["end_to_end_vs_step"])),
         (f"  same, {sec['alt_threads']} threads", "end_to_end_alt_threads",
          ("x step", rt["end_to_end_alt_threads_vs_step"])),
         ("  same, stream from the block cache", "end_to_end_cached", ("x step", rt["end_to_end_cached_vs_step"])),

@@ -27,6 +27,17 @@ class Arrays:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def rows(self, start: int, stop: int) -> "Arrays":
+        """Samples [start, stop) of this slice, as views."""
+        return Arrays(dense=self.dense[start:stop], sparse=self.sparse[start:stop], labels=self.labels[start:stop])
+
+    @staticmethod
+    def concatenate(parts: list["Arrays"]) -> "Arrays":
+        if len(parts) == 1:
+            return parts[0]
+        return Arrays(dense=np.concatenate([p.dense for p in parts]), sparse=np.concatenate([p.sparse for p in parts]),
+                      labels=np.concatenate([p.labels for p in parts]))
+
 
 class DataSource(Protocol):
     num_dense_features: int

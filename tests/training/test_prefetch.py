@@ -71,3 +71,49 @@ def test_an_error_in_the_prefetch_thread_is_raised_at_its_item():
         for value in prefetch(iter(range(6)), make, depth=2):
             got.append(value)
     assert got == [0, 10, 20]
+
+
+class _CountingSource:
+    """A source that counts its train_arrays calls."""
+
+    def __init__(self, source):
+        self.source, self.calls = source, 0
+
+    def __getattr__(self, name):
+        return getattr(self.source, name)
+
+    def train_arrays(self, start: int, stop: int):
+        self.calls += 1
+        return self.source.train_arrays(start, stop)
+
+
+def _trainable(rank: int, world_size: int):
+    import torch
+
+    from dlrm.batches import BatchMaker
+    from dlrm.data import make_source
+    from dlrm.distributed import DistInfo
+    from dlrm.loop import Trainable
+
+    source = _CountingSource(make_source(typed(["data.num_eval_samples=4096"]).data, 0))
+    cpu = torch.device("cpu")
+    return Trainable(source=source, shape=None, model=None, optimizer=None, plan=None,
+                     maker=BatchMaker(len(source.cardinalities), cpu), info=DistInfo(rank, world_size, rank, world_size, cpu))
+
+
+@pytest.mark.parametrize("rank,world_size,calls", [(0, 1, 4), (1, 2, 26)])
+def test_the_loop_batches_are_the_batches_one_by_one_read_a_block_at_a_time(rank, world_size, calls):
+    import torch
+
+    t = _trainable(rank, world_size)
+    first, num_samples, batch = 300, 3 * 4096 + 1000, 512  # 26 global batches, the last of 188
+    got = list(t.train_batches(num_samples, batch, first, depth=8))
+    assert t.source.calls == calls  # 4 blocks of 8 batches on one rank; on 2, no rank's slices touch
+    want = [(min(batch, num_samples - s), t.train_batch(s, min(batch, num_samples - s)))
+            for s in range(first, num_samples, batch)]
+    assert [n for n, _ in got] == [n for n, _ in want]
+    for (_, a), (_, b) in zip(got, want):
+        assert torch.equal(a.dense_features, b.dense_features) and torch.equal(a.labels, b.labels)
+        assert torch.equal(a.sparse_features.values(), b.sparse_features.values())
+        assert torch.equal(a.sparse_features.offsets(), b.sparse_features.offsets())
+        assert a.sparse_features.keys() == b.sparse_features.keys()
