@@ -113,17 +113,19 @@ def step_section(args, device: torch.device, batch_size: int, profile: bool) -> 
     cached_window = next_range(e2e_samples)
     tc = None
 
-    def cached_gen_case() -> float:
-        for s in range(cached_window, cached_window + samples, batch_size):
+    def read_cached(n: int) -> float:
+        for s in range(cached_window, cached_window + n, batch_size):
             tc.train_batch(s, batch_size)
-        return samples
+        return n
+
+    def cached_gen_case() -> float:
+        return read_cached(samples)
 
     if {"gen_cached_batch_kjt", "end_to_end_cached"} & set(wanted):
         from dlrm.data.stream_cache import CachedStream
 
         tc = dataclasses.replace(t, source=CachedStream(t.source, cache_dir.name, max_bytes=2 ** 34))
-        for s in range(cached_window, cached_window + e2e_samples, batch_size):  # writes the blocks;
-            tc.train_batch(s, batch_size)  # the timed windows read them
+        read_cached(e2e_samples)  # the first pass writes the blocks; the timed windows read them
 
     def e2e_cached_case() -> float:
         return e2e(tc, cached_window)
